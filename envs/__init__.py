@@ -1,0 +1,1 @@
+"""Environments shipped with resrl (installed as ``resrl_envs``)."""

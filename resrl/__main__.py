@@ -1,0 +1,5 @@
+import sys
+
+from resrl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The contracts every part of resrl shares: tasks, chat environments, tools, tool-call formats, registry."""

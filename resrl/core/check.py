@@ -1,0 +1,115 @@
+"""``resrl envs check``: gymnasium's API checks adapted to chat spaces, plus gold/perturbed/garbage episodes."""
+
+from __future__ import annotations
+
+import random
+import traceback
+from collections.abc import Callable
+
+import gymnasium as gym
+from pydantic import BaseModel
+
+from resrl.core.env import ChatEnv
+from resrl.core.messages import ParsedAction
+from resrl.core.registry import make
+from resrl.core.task import Task
+
+GARBAGE = [
+    "",
+    "I don't know.",
+    "<tool_call>{not json</tool_call>",
+    "<tool_call>",
+    '<tool_call>{"name": "no_such_tool", "arguments": {}}</tool_call>',
+    '<tool_call>{"name": 42}</tool_call>',
+    "[f(1, 2), g(**x)]",
+    "[__import__('os').system('true')]",
+    "\x00\xff" * 50,
+    {"role": "assistant", "content": None, "tool_calls": [{"function": "oops"}]},
+]
+
+
+class CheckResult(BaseModel):
+    """One named check and whether it held."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+def run_episode(env: ChatEnv, task: Task, turns: list[ParsedAction]) -> tuple[float, bool]:
+    """Play scripted turns on ``task``; returns the total reward and whether the episode terminated."""
+    env.reset(options={"task": task})
+    total, terminated = 0.0, False
+    for turn in turns:
+        _, reward, terminated, truncated, _ = env.step(env.render_action(turn))
+        total += reward
+        if terminated or truncated:
+            break
+    return total, terminated
+
+
+def _check(results: list[CheckResult], name: str, fn: Callable[[], str | None]) -> None:
+    try:
+        problem = fn()
+    except Exception as exc:  # the check reports the failure; it must not stop the other checks
+        problem = f"raised {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    results.append(CheckResult(name=name, passed=problem is None, detail=problem or ""))
+
+
+def check_env(env_id: str, n_tasks: int = 5, seed: int = 0) -> list[CheckResult]:
+    """Run every check on ``env_id``; each result says what held and what did not."""
+    env = make(env_id)
+    tasks = type(env).generate_tasks("test", n_tasks, seed)
+    results: list[CheckResult] = []
+
+    def api() -> str | None:
+        if not isinstance(env, gym.Env):
+            return "not a gymnasium.Env"
+        obs, info = env.reset(seed=seed)
+        if not env.observation_space.contains(obs):
+            return f"reset observation is not a list of chat messages: {obs!r:.200}"
+        if not isinstance(info, dict) or not isinstance(info.get("tools"), list):
+            return "reset info must be a dict with a 'tools' list"
+        again, _ = env.reset(seed=seed)
+        if again != obs:
+            return "reset with the same seed gave a different observation"
+        out = env.step(env.action_space.sample())
+        if len(out) != 5:
+            return f"step returned {len(out)} values, not 5"
+        obs, reward, terminated, truncated, info = out
+        if not env.observation_space.contains(obs):
+            return "step observation is not a list of chat messages"
+        if not isinstance(reward, float) or not isinstance(terminated, bool) or not isinstance(truncated, bool):
+            return "step must return (list, float, bool, bool, dict)"
+        return None if isinstance(info, dict) else "step info is not a dict"
+
+    def gold() -> str | None:
+        for task in tasks:
+            reward, terminated = run_episode(env, task, type(env).gold_actions(task))
+            if not terminated or abs(reward - env.max_reward) > 1e-9:
+                return f"gold solution of {task.id} scored {reward} (terminated={terminated}), want {env.max_reward}"
+        return None
+
+    def perturbed() -> str | None:
+        rng = random.Random(seed)
+        for task in tasks:
+            reward, _ = run_episode(env, task, type(env).perturbed_actions(task, rng))
+            if reward >= env.max_reward:
+                return f"a perturbed solution of {task.id} still scored {reward}"
+        return None
+
+    def garbage() -> str | None:
+        for task in tasks:
+            env.reset(options={"task": task})
+            for i in range(env.max_steps):
+                _, _, terminated, truncated, _ = env.step(GARBAGE[i % len(GARBAGE)])
+                if terminated or truncated:
+                    break
+        return None
+
+    _check(results, "gymnasium API (chat spaces, seeding, step contract)", api)
+    _check(results, f"gold solution scores {env.max_reward} on {len(tasks)} test tasks", gold)
+    _check(results, "perturbed solutions score less", perturbed)
+    _check(results, "garbage output does not raise", garbage)
+    env.close()
+    return results
