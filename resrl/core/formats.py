@@ -83,7 +83,8 @@ class HermesFormat:
     def render(self, content: str, calls: list[ToolCall]) -> str:
         # "<\/" keeps a closing tag inside a string argument from ending the block early; JSON reads it as "</"
         blocks = [
-            "<tool_call>\n" + json.dumps({"name": c.name, "arguments": c.arguments}).replace("</", "<\\/")
+            "<tool_call>\n"
+            + json.dumps({"name": c.name, "arguments": c.arguments}).replace("</", "<\\/")
             + "\n</tool_call>"
             for c in calls
         ]
@@ -160,9 +161,7 @@ class PythonicFormat:
         return ToolCall(name=name, arguments=args)
 
     def render(self, content: str, calls: list[ToolCall]) -> str:
-        body = ", ".join(
-            f"{c.name}(" + ", ".join(f"{k}={v!r}" for k, v in c.arguments.items()) + ")" for c in calls
-        )
+        body = ", ".join(f"{c.name}(" + ", ".join(f"{k}={v!r}" for k, v in c.arguments.items()) + ")" for c in calls)
         listing = f"[{body}]" if calls else ""
         return "\n".join(part for part in (content, listing) if part)
 

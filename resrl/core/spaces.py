@@ -47,5 +47,5 @@ class ActionSpace(Space[Any]):
 
 
 def _random_text(rng: np.random.Generator, max_len: int = 64) -> str:
-    alphabet = list("abcdefghijklmnopqrstuvwxyz {}[]()<>\":,=_/\n0123456789")
+    alphabet = list('abcdefghijklmnopqrstuvwxyz {}[]()<>":,=_/\n0123456789')
     return "".join(rng.choice(alphabet, size=int(rng.integers(0, max_len))))

@@ -188,15 +188,16 @@ class ToolSet:
             args = t.validate(call.arguments)
         except ValidationError as exc:
             return ToolResult(
-                name=call.name, call_id=call.id, ok=False, error="invalid_arguments",
+                name=call.name,
+                call_id=call.id,
+                ok=False,
+                error="invalid_arguments",
                 content=_describe_validation(call.name, exc),
             )
         try:
             value = t(**args, **{k: v for k, v in injected.items() if k in t.injected})
         except ToolError as exc:
-            return ToolResult(
-                name=call.name, call_id=call.id, ok=False, error="tool_error", content=f"Error: {exc}"
-            )
+            return ToolResult(name=call.name, call_id=call.id, ok=False, error="tool_error", content=f"Error: {exc}")
         return ToolResult(name=call.name, call_id=call.id, value=value, content=render_value(value))
 
 

@@ -15,7 +15,7 @@ import pytest
 import resrl
 from resrl.core.registry import ENTRY_POINT_GROUP
 
-PLUGIN = '''
+PLUGIN = """
 import resrl
 from resrl import ChatEnv, ParsedAction, Task, Transition
 
@@ -40,7 +40,7 @@ class Shout(ChatEnv):
 
 def register_more():
     resrl.register("plugin/shout-twice", Shout, description="Shout, registered by a function.", multi_turn=False)
-'''
+"""
 
 
 def test_register_make_and_kwargs() -> None:
@@ -67,7 +67,8 @@ def test_entry_point_from_a_separate_package_is_discovered(tmp_path: Path) -> No
     src = tmp_path / "src"
     (src / "shout_pkg").mkdir(parents=True)
     (src / "shout_pkg" / "__init__.py").write_text(PLUGIN)
-    (src / "pyproject.toml").write_text(textwrap.dedent(f"""
+    (src / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
         [build-system]
         requires = ["setuptools"]
         build-backend = "setuptools.build_meta"
@@ -77,21 +78,38 @@ def test_entry_point_from_a_separate_package_is_discovered(tmp_path: Path) -> No
         [project.entry-points."{ENTRY_POINT_GROUP}"]
         "plugin/shout" = "shout_pkg:Shout"
         more = "shout_pkg:register_more"
-    """))
+    """)
+    )
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
-         str(src)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(src),
+        ],
         check=True,
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run(
         [sys.executable, "-m", "resrl", "envs", "list", "--json", "plugin/*"],
-        check=True, capture_output=True, text=True, env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     listed = {e["id"]: e for e in json.loads(out.stdout)}
     assert listed["plugin/shout"] == {
-        "id": "plugin/shout", "description": "Say the word in capitals.", "multi_turn": False, "tags": ["plugin"],
+        "id": "plugin/shout",
+        "description": "Say the word in capitals.",
+        "multi_turn": False,
+        "tags": ["plugin"],
     }
     assert listed["plugin/shout-twice"]["description"] == "Shout, registered by a function."
     check = subprocess.run(

@@ -51,7 +51,10 @@ def test_schema_comes_from_signature_and_docstring() -> None:
     assert fn["description"] == "Convert money between currencies."
     params = fn["parameters"]
     assert params["required"] == ["amount", "source"]
-    assert params["properties"]["amount"] == {"type": "number", "description": "how much money, in the source currency."}
+    assert params["properties"]["amount"] == {
+        "type": "number",
+        "description": "how much money, in the source currency.",
+    }
     assert params["properties"]["source"]["description"] == "ISO code of the source currency."
     assert params["properties"]["target"]["enum"] == ["EUR", "USD"]
     assert params["properties"]["target"]["default"] == "EUR"
@@ -69,7 +72,11 @@ def test_injected_arguments_are_hidden_and_supplied() -> None:
     assert tools.call(ToolCall(name="peek")).value == 7
     # a model cannot pass the injected argument itself
     smuggled = tools.call(ToolCall(name="withdraw", arguments={"amount": 1, "session": "x"}), session="s-1")
-    assert not smuggled.ok and smuggled.error == "invalid_arguments" and "unexpected argument 'session'" in smuggled.content
+    assert (
+        not smuggled.ok
+        and smuggled.error == "invalid_arguments"
+        and "unexpected argument 'session'" in smuggled.content
+    )
 
 
 @pytest.mark.parametrize(
