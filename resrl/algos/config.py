@@ -1,0 +1,76 @@
+"""The algorithm configuration shared by advantages, ResRL weights and the policy loss."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Scheme = Literal["grpo", "psr", "nsr", "w_reinforce", "resrl"]
+Estimator = Literal["grpo", "drgrpo", "rloo"]
+Aggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
+
+# The paper's length scaling: full reward up to 3500 tokens, linear down to 0.7x at 4096.
+PAPER_LENGTH_START = 3500
+PAPER_LENGTH_MAX = 4096
+
+
+class AlgoConfig(BaseModel):
+    """How advantages, sample weights and the loss are computed.
+
+    Schemes: ``grpo`` uses group-relative advantages from ``estimator``. The others follow the sign-based
+    REINFORCE family of Zhu et al. (2025): ``psr`` trains on positives only (+1), ``nsr`` on negatives only
+    (-1), ``w_reinforce`` gives positives ``w_lambda`` and negatives -1, and ``resrl`` gives positives
+    ``pos_weight`` and each negative token -(its ResRL weight). A rollout is positive when its reward is
+    ``>= success_threshold`` — an explicit rule, never "reward > 0".
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scheme: Scheme = "resrl"
+    estimator: Estimator = "grpo"
+    success_threshold: float = Field(1.0, description="reward >= this counts as a success (positive)")
+    w_lambda: float = Field(0.1, ge=0.0)
+    pos_weight: float = Field(0.1, ge=0.0)
+    # ResRL subspace weighting (ARCHITECTURE §3 steps 3-5)
+    rank: int = Field(64, ge=0)
+    q_low: float = Field(0.2, ge=0.0, le=1.0)
+    q_high: float = Field(0.8, ge=0.0, le=1.0)
+    min_weight: float = Field(0.1, ge=0.0, le=1.0)
+    max_pos_tokens: int = Field(4096, ge=1)
+    pca: Literal["lowrank", "exact"] = "lowrank"
+    pca_niter: int = Field(2, ge=1)
+    seed: int = 0
+    # PPO-clip loss
+    clip_low: float = Field(0.2, ge=0.0)
+    clip_high: float = Field(0.28, ge=0.0)
+    dual_clip: float | None = Field(3.0, gt=1.0, description="bound on the loss of negative advantages; None: off")
+    agg: Aggregation = "token-mean"
+    kl_coef: float = Field(0.0, ge=0.0)
+    kl_type: Literal["k1", "k3"] = "k1"
+    entropy_coef: float = 0.0
+    # Length-scaled reward for positives; None disables. Start/max are the paper's 3500/4096 by default and
+    # are rescaled to the run's max length when only ``length_max`` is given.
+    length_max: int | None = Field(None, ge=1, description="the run's max response length in policy tokens")
+    length_start: int | None = Field(None, ge=0)
+    length_floor: float = Field(0.7, ge=0.0, le=1.0)
+    norm_len: int | None = Field(
+        None, ge=1, description="the constant divisor of seq-mean-token-sum-norm; default: the mask width"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlgoConfig:
+        if self.q_low >= self.q_high:
+            raise ValueError(f"q_low ({self.q_low}) must be below q_high ({self.q_high})")
+        if self.length_max is not None and self.length_start is not None and self.length_start > self.length_max:
+            raise ValueError(f"length_start ({self.length_start}) must not exceed length_max ({self.length_max})")
+        return self
+
+    def length_window(self) -> tuple[int, int] | None:
+        """(start, max) of the length scaling, or None when it is off."""
+        if self.length_max is None:
+            return None
+        start = self.length_start
+        if start is None:
+            start = round(self.length_max * PAPER_LENGTH_START / PAPER_LENGTH_MAX)
+        return start, self.length_max

@@ -1,0 +1,289 @@
+"""ResRL token weights for negative rollouts (ARCHITECTURE §3 steps 1–5), vectorised over prompt groups.
+
+Every group is processed at once as a padded batch: positive tokens of a group form one (S, H) slab of a
+(G, S, H) tensor, negative tokens one (N, H) slab of a (G, N, H) tensor. There is no Python loop over groups or
+tokens and only a handful of host syncs per call (for the padded sizes), never one per group.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+PcaMode = Literal["lowrank", "exact"]
+
+_LN_EPS = 1e-5  # the same epsilon as torch's LayerNorm default
+_OVERSAMPLE = 8  # extra random directions for the randomised range finder (Halko et al. 2011)
+_HIST_BINS = 10
+_FLAT_TOL = 1e-5
+
+
+def _hash32(x: Tensor) -> Tensor:
+    """A bijective 32-bit integer mix (xorshift-multiply); distinct inputs give distinct keys, on any device."""
+    x = ((x >> 16) ^ x) * 0x45D9F3B & 0xFFFFFFFF
+    x = ((x >> 16) ^ x) * 0x45D9F3B & 0xFFFFFFFF
+    return (x >> 16) ^ x
+
+
+def _pad_by_group(idx: Tensor, grp: Tensor, n_groups: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Lay out ``idx`` (M,) by group into a padded (G, L) table.
+
+    Returns ``(table, valid, counts)``: the padded indices, which cells are real, and the count per group.
+    Order inside a group follows the order of ``idx``.
+    """
+    order = torch.argsort(grp, stable=True)
+    idx, grp = idx[order], grp[order]
+    counts = torch.bincount(grp, minlength=n_groups)
+    starts = torch.cumsum(counts, 0) - counts
+    local = torch.arange(idx.numel(), device=idx.device) - starts[grp]
+    width = int(counts.max()) if idx.numel() else 0
+    table = torch.zeros(n_groups, width, dtype=torch.long, device=idx.device)
+    valid = torch.zeros(n_groups, width, dtype=torch.bool, device=idx.device)
+    table[grp, local] = idx
+    valid[grp, local] = True
+    return table, valid, counts
+
+
+def _subsample(table: Tensor, valid: Tensor, max_tokens: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Keep at most ``max_tokens`` cells per group: those with the smallest seeded hash of their position.
+
+    The key depends only on (seed, position inside the group), so the choice does not depend on which other
+    groups share the batch, on their order, on the device or on the number of ranks.
+    """
+    if table.shape[1] <= max_tokens:
+        return table, valid
+    pos = torch.arange(table.shape[1], device=table.device, dtype=torch.long)
+    keys = _hash32((pos + (seed % 2**32) * 0x9E3779B9) & 0xFFFFFFFF).expand_as(table).clone()
+    keys[~valid] = 2**40  # padding sorts last
+    chosen = torch.argsort(keys, dim=1, stable=True)[:, :max_tokens]
+    chosen = torch.sort(chosen, dim=1).values  # ascending positions: a fixed summation order
+    return table.gather(1, chosen), valid.gather(1, chosen)
+
+
+def _gaussian(rows: int, cols: int, seed: int, like: Tensor) -> Tensor:
+    """A seeded Gaussian test matrix, drawn on the CPU so it is identical on every device."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, cols, generator=gen, dtype=torch.float32).to(device=like.device, dtype=like.dtype)
+
+
+def _top_directions(centred: Tensor, k: int, pca: PcaMode, seed: int, niter: int) -> Tensor:
+    """Top-``k`` right singular vectors of each (S, H) slab of ``centred`` (G, S, H): returns (G, H, k)."""
+    n_groups, rows, width = centred.shape
+    if k == 0:
+        return centred.new_zeros(n_groups, width, 0)
+    if pca == "exact":
+        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+        return vh[:, :k].mT
+    q = min(k + _OVERSAMPLE, rows, width)
+    basis = centred.mT @ (centred @ _gaussian(width, q, seed, centred))
+    basis = torch.linalg.qr(basis).Q
+    for _ in range(niter - 1):
+        basis = torch.linalg.qr(centred.mT @ (centred @ basis)).Q
+    # Rayleigh–Ritz: order the q found directions by the variance they carry, keep the top k.
+    image = centred @ basis
+    gram = (image.mT @ image).double()
+    _, vecs = torch.linalg.eigh(gram)
+    rotation = vecs.flip(-1)[:, :, :k].to(basis.dtype)
+    return basis @ rotation
+
+
+def resrl_weights_packed(
+    tokens: Tensor,
+    rows: Tensor,
+    group_ids: Tensor,
+    positive: Tensor,
+    *,
+    rank: int = 64,
+    q_low: float = 0.2,
+    q_high: float = 0.8,
+    min_weight: float = 0.1,
+    max_pos_tokens: int = 4096,
+    pca: PcaMode = "lowrank",
+    seed: int = 0,
+    niter: int = 2,
+) -> tuple[Tensor, dict[str, Any]]:
+    """ResRL weights for packed policy tokens.
+
+    Args:
+        tokens: (N, H) hidden states of the trainable tokens only.
+        rows: (N,) the rollout (0..B-1) each token belongs to, in the order the tokens were packed.
+        group_ids: (B,) integer group of each rollout (the task id mapped to an int).
+        positive: (B,) bool, True for rollouts counted as successes.
+        niter: power iterations of the randomised PCA (``pca="lowrank"``).
+
+    Returns:
+        ``(weights, stats)``: (N,) weights — 1 for tokens of positive rollouts and of skipped groups, in
+        [min_weight, 1] for negative tokens — and coverage statistics (plain Python numbers).
+    """
+    _check_args(tokens, rows, group_ids, positive, rank, q_low, q_high, min_weight, max_pos_tokens, pca, niter)
+    if tokens.dtype in (torch.float16, torch.bfloat16):
+        tokens = tokens.float()  # quantiles and PCA need float32 resolution
+    n_tok, width = tokens.shape
+    device = tokens.device
+    weights = torch.ones(n_tok, dtype=tokens.dtype, device=device)
+    _, group_of_row = torch.unique(group_ids, return_inverse=True)
+    n_groups = int(group_of_row.max()) + 1 if group_of_row.numel() else 0
+    tok_group = group_of_row[rows]
+    tok_pos = positive.to(torch.bool)[rows]
+    pos_idx = torch.nonzero(tok_pos).squeeze(1)
+    neg_idx = torch.nonzero(~tok_pos).squeeze(1)
+    pos_table, pos_valid, n_pos = _pad_by_group(pos_idx, tok_group[pos_idx], n_groups)
+    neg_table, neg_valid, n_neg = _pad_by_group(neg_idx, tok_group[neg_idx], n_groups)
+    eligible = (n_pos > 0) & (n_neg > 0)
+    stats = _base_stats(n_pos, n_neg, eligible, n_tok)
+    if not bool(eligible.any()):
+        return weights, stats | _weight_stats(weights.new_zeros(0), min_weight)
+
+    # Only eligible groups go through the linear algebra.
+    keep = torch.nonzero(eligible).squeeze(1)
+    pos_table, pos_valid = _subsample(pos_table[keep], pos_valid[keep], max_pos_tokens, seed)
+    neg_table, neg_valid = neg_table[keep], neg_valid[keep]
+    normed = F.layer_norm(tokens, (width,), eps=_LN_EPS)
+
+    pmask = pos_valid.unsqueeze(-1).to(normed.dtype)
+    slab = normed[pos_table] * pmask  # (G, S, H), padding zeroed
+    n_sel = pos_valid.sum(1)
+    mean = slab.sum(1, keepdim=True) / n_sel.view(-1, 1, 1).to(normed.dtype)
+    slab.sub_(mean).mul_(pmask)  # centred in place; padding rows stay exactly zero
+    k_group = torch.clamp(n_sel - 1, max=min(rank, width))
+    k_max = int(k_group.max())
+    basis = _top_directions(slab, k_max, pca, seed, niter)
+    del slab
+    basis = basis * (torch.arange(k_max, device=device) < k_group.unsqueeze(1)).unsqueeze(1).to(basis.dtype)
+
+    # R = (|z-mu|^2 - |V^T (z-mu)|^2) / H without building projections: one (N, H) x (H, k+1) product.
+    neg = normed[neg_table]  # (G, N, H)
+    del normed
+    prod = neg @ torch.cat([basis, mean.mT], dim=2)
+    coords = prod[..., :k_max] - (mean @ basis)
+    sq = (neg * neg).sum(-1) - 2 * prod[..., k_max] + (mean * mean).sum(-1)
+    residual = (sq - (coords * coords).sum(-1)) / width
+    del neg, prod, coords
+
+    group_w = _quantile_map(residual, neg_valid, q_low, q_high, min_weight)
+    weights[neg_table[neg_valid]] = group_w[neg_valid]
+    return weights, stats | _weight_stats(group_w[neg_valid], min_weight)
+
+
+def _quantile_map(residual: Tensor, valid: Tensor, q_low: float, q_high: float, min_weight: float) -> Tensor:
+    """Map each group's residuals by its own q_low/q_high quantiles linearly onto [min_weight, 1]."""
+    masked = residual.masked_fill(~valid, float("nan"))
+    qs = torch.tensor([q_low, q_high], dtype=residual.dtype, device=residual.device)
+    lo, hi = torch.nanquantile(masked, qs, dim=1, keepdim=True)
+    span = hi - lo
+    # Residuals are per-dimension energies of layer-normed vectors (order 1), so an absolute tolerance is right.
+    flat = span <= _FLAT_TOL
+    frac = torch.clamp((residual - lo) / torch.where(flat, torch.ones_like(span), span), 0.0, 1.0)
+    frac = torch.where(flat, torch.full_like(frac, 0.5), frac)
+    return min_weight + (1.0 - min_weight) * frac
+
+
+def _base_stats(n_pos: Tensor, n_neg: Tensor, eligible: Tensor, n_tok: int) -> dict[str, Any]:
+    no_pos = n_pos == 0
+    weighted = int(n_neg[eligible].sum())
+    return {
+        "groups": int(n_pos.numel()),
+        "groups_used": int(eligible.sum()),
+        "groups_skipped_no_positive": int(no_pos.sum()),
+        "groups_skipped_no_negative": int(((n_neg == 0) & ~no_pos).sum()),
+        "weighted_tokens": weighted,
+        "weighted_token_share": weighted / n_tok if n_tok else 0.0,
+    }
+
+
+def _weight_stats(w: Tensor, min_weight: float) -> dict[str, Any]:
+    hist = torch.histc(w.float(), bins=_HIST_BINS, min=min_weight, max=1.0) if w.numel() else None
+    return {
+        "weight_mean": float(w.mean()) if w.numel() else 1.0,
+        "weight_hist": [int(c) for c in hist] if hist is not None else [0] * _HIST_BINS,
+        "weight_hist_edges": torch.linspace(min_weight, 1.0, _HIST_BINS + 1).tolist(),
+    }
+
+
+def _check_args(
+    tokens: Tensor,
+    rows: Tensor,
+    group_ids: Tensor,
+    positive: Tensor,
+    rank: int,
+    q_low: float,
+    q_high: float,
+    min_weight: float,
+    max_pos_tokens: int,
+    pca: str,
+    niter: int,
+) -> None:
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must be (N, H), got shape {tuple(tokens.shape)}")
+    if not tokens.is_floating_point():
+        raise ValueError(f"hidden states must be floating point, got {tokens.dtype}")
+    if rows.shape != (tokens.shape[0],):
+        raise ValueError(f"rows must be (N,)={tokens.shape[0]}, got {tuple(rows.shape)}")
+    if group_ids.dim() != 1 or positive.shape != group_ids.shape:
+        raise ValueError(
+            f"group_ids and positive must both be (B,), got {tuple(group_ids.shape)} and {tuple(positive.shape)}"
+        )
+    if group_ids.is_floating_point():
+        raise ValueError("group_ids must be an integer tensor (map task ids to ints first)")
+    if rank < 0 or max_pos_tokens < 1 or niter < 1:
+        raise ValueError(f"need rank >= 0, max_pos_tokens >= 1, niter >= 1 (got {rank}, {max_pos_tokens}, {niter})")
+    if not 0.0 <= q_low < q_high <= 1.0:
+        raise ValueError(f"need 0 <= q_low < q_high <= 1, got {q_low}, {q_high}")
+    if not 0.0 <= min_weight <= 1.0:
+        raise ValueError(f"min_weight must be in [0, 1], got {min_weight}")
+    if pca not in ("lowrank", "exact"):
+        raise ValueError(f"pca must be 'lowrank' or 'exact', got {pca!r}")
+
+
+def resrl_token_weights(
+    hidden: Tensor,
+    mask: Tensor,
+    group_ids: Tensor,
+    positive: Tensor,
+    *,
+    rank: int = 64,
+    q_low: float = 0.2,
+    q_high: float = 0.8,
+    min_weight: float = 0.1,
+    max_pos_tokens: int = 4096,
+    pca: PcaMode = "lowrank",
+    seed: int = 0,
+    niter: int = 2,
+) -> Tensor:
+    """ResRL per-token weights for a batch of complete prompt groups.
+
+    Args:
+        hidden: (B, T, H) hidden states (e.g. from :class:`resrl.algos.HiddenCapture`).
+        mask: (B, T) bool, True on trainable (policy) tokens. Masked-out positions are never read.
+        group_ids: (B,) integer group (task) of each rollout; pass whole groups.
+        positive: (B,) bool, True for successes (reward >= the success threshold).
+
+    Returns:
+        (B, T) weights: 1 on positive rollouts, on masked positions and in skipped groups (no positive or no
+        negative tokens); in [min_weight, 1] on negative policy tokens, higher for tokens whose representation
+        lies further outside the positive subspace.
+    """
+    if hidden.dim() != 3 or mask.shape != hidden.shape[:2]:
+        raise ValueError(f"hidden must be (B, T, H) and mask (B, T); got {tuple(hidden.shape)}, {tuple(mask.shape)}")
+    mask = mask.to(torch.bool)
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    packed, _ = resrl_weights_packed(
+        hidden[rows, cols],
+        rows,
+        group_ids,
+        positive,
+        rank=rank,
+        q_low=q_low,
+        q_high=q_high,
+        min_weight=min_weight,
+        max_pos_tokens=max_pos_tokens,
+        pca=pca,
+        seed=seed,
+        niter=niter,
+    )
+    out = torch.ones(mask.shape, dtype=packed.dtype, device=hidden.device)
+    out[rows, cols] = packed
+    return out
