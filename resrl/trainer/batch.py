@@ -1,0 +1,79 @@
+"""Trajectories to padded tensors, and the forward pass that scores them.
+
+Sequences are prompt + response, right-padded. Token-level tensors have length ``L - 1`` and are aligned to
+the *predicted* token: position ``t`` holds the log-prob of token ``t + 1`` given tokens ``0..t``, and the
+hidden state at input position ``t`` is the one that produced it. ``mask`` is the trajectory's loss mask moved
+onto that grid (prompt and observation tokens are 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from resrl.rollout.trajectory import Trajectory
+
+
+@dataclass
+class TokenBatch:
+    """A batch of whole trajectories as tensors (see the module docstring for the alignment)."""
+
+    input_ids: torch.Tensor  # (B, L) long
+    attention_mask: torch.Tensor  # (B, L) long
+    mask: torch.Tensor  # (B, L-1) bool: trainable predicted tokens
+    rewards: torch.Tensor  # (B,) float
+    group_ids: torch.Tensor  # (B,) long
+    n_policy_tokens: torch.Tensor  # (B,) long
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def select(self, idx: torch.Tensor) -> TokenBatch:
+        """The rows ``idx``, with padding columns no row uses trimmed off."""
+        length = max(int(self.attention_mask[idx].sum(dim=1).max()), 2)
+        return TokenBatch(
+            input_ids=self.input_ids[idx, :length],
+            attention_mask=self.attention_mask[idx, :length],
+            mask=self.mask[idx, : length - 1],
+            rewards=self.rewards[idx],
+            group_ids=self.group_ids[idx],
+            n_policy_tokens=self.n_policy_tokens[idx],
+        )
+
+
+def collate(trajectories: list[Trajectory], pad_id: int) -> TokenBatch:
+    """Pad trajectories into a :class:`TokenBatch`; group ids are numbered in order of first appearance."""
+    if not trajectories:
+        raise ValueError("cannot build a batch from zero trajectories")
+    seqs = [t.prompt_ids + t.response_ids for t in trajectories]
+    length = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(seqs), length), dtype=torch.long)
+    mask = torch.zeros((len(seqs), length - 1), dtype=torch.bool)
+    for row, (traj, seq) in enumerate(zip(trajectories, seqs, strict=True)):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attn[row, : len(seq)] = 1
+        start = len(traj.prompt_ids) - 1  # predicting response token 0 happens at the last prompt position
+        mask[row, start : start + len(traj.loss_mask)] = torch.tensor(traj.loss_mask, dtype=torch.bool)
+    numbering: dict[str, int] = {}
+    groups = [numbering.setdefault(t.group_id, len(numbering)) for t in trajectories]
+    return TokenBatch(
+        input_ids=ids,
+        attention_mask=attn,
+        mask=mask,
+        rewards=torch.tensor([t.reward for t in trajectories], dtype=torch.float32),
+        group_ids=torch.tensor(groups, dtype=torch.long),
+        n_policy_tokens=torch.tensor([t.n_policy_tokens for t in trajectories], dtype=torch.long),
+    )
+
+
+def token_logprobs(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs of each next token (B, L-1) and, if asked, the entropy of each next-token distribution."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1].float()
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    ent = -(logp_all.exp() * logp_all).sum(-1) if entropy else None
+    return logp, ent

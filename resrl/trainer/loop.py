@@ -1,0 +1,310 @@
+"""The RL loop: collect → rewards and advantages → old log-probs and hidden states → weights over whole groups →
+PPO epochs over mini-batches (gradient accumulation over micro-batches) → optimizer step → weights into the
+rollout engine → evaluation → checkpoints.
+
+Every step re-seeds from ``(train.seed, step)``, so which tasks are drawn and what is sampled depend only on the
+step number and the weights: a run resumed from a checkpoint reproduces the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from resrl.algos import HiddenCapture, policy_loss, token_advantages
+from resrl.core.task import Task
+from resrl.rollout.trajectory import Trajectory
+from resrl.trainer.batch import TokenBatch, collate, token_logprobs
+from resrl.trainer.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
+from resrl.trainer.config import Config
+from resrl.trainer.engine import RolloutEngine
+from resrl.trainer.evaluate import score_groups
+from resrl.trainer.logs import RunLogger
+from resrl.trainer.modeling import load_model, trainable_parameters
+
+log = logging.getLogger("resrl.trainer")
+
+
+def seed_everything(seed: int, step: int) -> None:
+    """Seed Python, NumPy and torch from the run seed and the step (what makes resume reproducible)."""
+    mixed = (seed * 1_000_003 + step * 7919) % (2**31)
+    random.seed(mixed)
+    np.random.seed(mixed)
+    torch.manual_seed(mixed)
+
+
+def make_tasks(env_ids: list[str], split: str, n: int, seed: int) -> list[Task]:
+    """``n`` tasks of ``split`` from each environment's seeded generator."""
+    import resrl
+
+    tasks: list[Task] = []
+    for env_id in env_ids:
+        cls = resrl.spec(env_id).load()
+        made = cls.generate_tasks(split, n, seed)
+        tasks.extend(t if t.env_id == env_id else t.model_copy(update={"env_id": env_id}) for t in made)
+    return tasks
+
+
+class Trainer:
+    """One training run of :class:`Config`; ``resume=True`` continues from the newest checkpoint."""
+
+    def __init__(self, cfg: Config, *, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.out_dir = Path(cfg.train.out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = latest_checkpoint(self.out_dir) if resume else None
+        if resume and ckpt is None:
+            log.warning("resume asked but no checkpoint in %s; starting fresh", self.out_dir)
+        seed_everything(cfg.train.seed, 0)
+        self.model, self.tokenizer = load_model(cfg.model, adapter_dir=ckpt / "model" if ckpt else None)
+        self.optimizer = torch.optim.AdamW(
+            trainable_parameters(self.model), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+        )
+        self.start_step = 0
+        self.history: list[dict[str, Any]] = []
+        if ckpt is not None:
+            state = load_training_state(ckpt, self.optimizer)
+            self.start_step = int(state["step"])
+            self.history = list(state.get("history", []))
+            log.info("resumed from %s at step %d", ckpt, self.start_step)
+        self.train_tasks = make_tasks(cfg.data.envs, "train", cfg.data.train_tasks, cfg.data.seed)
+        self.test_tasks = make_tasks(cfg.data.envs, "test", cfg.data.test_tasks, cfg.data.seed)
+        self.sft_losses: list[float] = []
+        if cfg.sft.enabled and ckpt is None:
+            self.sft_losses = self._warm_up()
+        self.engine = RolloutEngine(cfg, self.model, self.tokenizer)
+        if ckpt is not None:
+            self.engine.sync_weights()
+        self.logger = RunLogger(
+            self.out_dir, tensorboard=cfg.train.tensorboard, resume_step=self.start_step if ckpt else None
+        )
+        # The paper's 3500/4096 length window, rescaled to this run's token budget unless set explicitly.
+        window = {} if cfg.algo.length_max else {"length_max": cfg.rollout.max_tokens}
+        self.algo = cfg.algo.model_copy(update=window)
+        self.last_batch: TokenBatch | None = None
+        self.last_advantages: torch.Tensor | None = None
+        self.ref_model = None
+        if cfg.algo.kl_coef > 0 and cfg.model.lora is None:
+            self.ref_model, _ = load_model(cfg.model.model_copy(update={"lora": None}))
+            self.ref_model.requires_grad_(False)
+
+    def _warm_up(self) -> list[float]:
+        from resrl.trainer.sft import sft_warmup
+
+        s = self.cfg.sft
+        tasks = make_tasks(s.envs or self.cfg.data.envs, "train", s.tasks, self.cfg.data.seed + 1)
+        return sft_warmup(
+            self.model,
+            self.tokenizer,
+            tasks,
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            seed=self.cfg.train.seed,
+            tool_format=self.cfg.rollout.tool_format,
+        )
+
+    # -- the run ----------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Train to ``train.steps``; returns the last evaluation's metrics."""
+        cfg = self.cfg.train
+        last_eval: dict[str, Any] = {}
+        if self.start_step == 0:
+            last_eval = self.evaluate(0)
+        with Progress(transient=True) as bar:
+            job = bar.add_task("training", total=cfg.steps, completed=self.start_step)
+            for step in range(self.start_step + 1, cfg.steps + 1):
+                self.train_step(step)
+                if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
+                    last_eval = self.evaluate(step)
+                if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.steps:
+                    save_checkpoint(
+                        self.out_dir, step, self.model, self.tokenizer, self.optimizer, {"history": self.history}
+                    )
+                bar.advance(job)
+        if cfg.plots:
+            from resrl.trainer.plots import write_plots
+
+            for path in write_plots(self.out_dir):
+                log.info("plot %s", path)
+        self.logger.close()
+        return last_eval
+
+    def close(self) -> None:
+        """Release the rollout engine."""
+        self.engine.close()
+
+    # -- one step ---------------------------------------------------------------------------------------------
+    def _pick_tasks(self, step: int) -> list[Task]:
+        rng = random.Random(self.cfg.train.seed * 1_000_003 + step)
+        k = min(self.cfg.train.tasks_per_step, len(self.train_tasks))
+        return rng.sample(self.train_tasks, k)
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        """Collect one batch of groups and apply the PPO epochs; returns the step's metrics."""
+        cfg, algo = self.cfg, self.algo
+        seed_everything(cfg.train.seed, step)
+        trajectories = self.engine.collect(self._pick_tasks(step), cfg.rollout.n, cfg.rollout.temperature)
+        kept = [t for t in trajectories if t.infra_error is None]
+        metrics: dict[str, Any] = {"infra_masked": len(trajectories) - len(kept)}
+        metrics.update(_rollout_metrics(trajectories, kept, algo.success_threshold, self.tokenizer))
+        if not kept:
+            log.warning("step %d: every trajectory hit an infrastructure error; nothing to train on", step)
+            self._record(step, metrics, {})
+            return metrics
+        batch = collate(kept, self.tokenizer.pad_token_id or 0)
+        old_logp, ref_logp, entropy, hidden = self._score(batch)
+        # Length scaling of positives happens inside, counting masked (policy) tokens only.
+        advantages, stats = token_advantages(algo, batch.rewards, batch.group_ids, batch.mask, hidden)
+        self.last_batch, self.last_advantages = batch, advantages
+        metrics["token_entropy"] = float((entropy * batch.mask).sum() / batch.mask.sum().clamp(min=1))
+        histograms = {}
+        if algo.scheme == "resrl":
+            negative = (batch.rewards < algo.success_threshold).unsqueeze(1) & batch.mask
+            histograms["resrl_weight"] = (-advantages[negative]).numpy()
+        metrics.update({f"algo/{k}": _scalar(v) for k, v in stats.items() if _scalar(v) is not None})
+        if "resrl/weight_hist" in stats:
+            metrics["algo/resrl/weight_hist"] = stats["resrl/weight_hist"]
+        metrics.update(self._optimize(batch, old_logp, ref_logp, advantages, step))
+        self.engine.sync_weights()
+        self._record(step, metrics, histograms)
+        return metrics
+
+    @torch.no_grad()
+    def _score(self, batch: TokenBatch):
+        """Old log-probs, reference log-probs (KL only), entropy, and the packed (N, H) hidden states of the
+        trainable tokens (``scheme: resrl`` only). Micro-batches are consecutive rows, so the concatenated
+        packed rows stay in row-major order over the whole batch."""
+        self.model.eval()
+        mb = self.cfg.optim.micro_batch_size
+        need_hidden = self.cfg.algo.scheme == "resrl"
+        old, ref, ent, hid = [], [], [], []
+        length = batch.mask.shape[1]
+        for idx in torch.arange(len(batch)).split(mb):
+            part = batch.select(idx)
+            if need_hidden:
+                # The state at input position t produced token t + 1: capture where that token is trainable.
+                at_inputs = torch.cat([part.mask, part.mask.new_zeros((len(part), 1))], dim=1)
+                with HiddenCapture(self.model, layer=self.cfg.model.hidden_layer, mask=at_inputs) as cap:
+                    logp, e = token_logprobs(self.model, part.input_ids, part.attention_mask, entropy=True)
+                hid.append(cap.packed())  # (N, H), row-major over the trainable tokens of these rows
+            else:
+                logp, e = token_logprobs(self.model, part.input_ids, part.attention_mask, entropy=True)
+            old.append(_pad(logp, length))
+            ent.append(_pad(e, length))
+            if self.cfg.algo.kl_coef > 0:
+                ref.append(_pad(self._ref_logprobs(part), length))
+        return (
+            torch.cat(old),
+            torch.cat(ref) if ref else None,
+            torch.cat(ent),
+            torch.cat(hid) if hid else None,
+        )
+
+    def _ref_logprobs(self, part: TokenBatch) -> torch.Tensor:
+        if self.ref_model is not None:
+            return token_logprobs(self.ref_model, part.input_ids, part.attention_mask)[0]
+        with self.model.disable_adapter():  # LoRA: the base model is the reference, no second copy
+            return token_logprobs(self.model, part.input_ids, part.attention_mask)[0]
+
+    def _optimize(self, batch, old_logp, ref_logp, advantages, step: int) -> dict[str, float]:
+        """PPO epochs over shuffled mini-batches; gradients accumulate over micro-batches."""
+        ocfg, algo = self.cfg.optim, self.algo
+        self.model.train()
+        gen = torch.Generator().manual_seed(self.cfg.train.seed * 31 + step)
+        sums: dict[str, float] = {}
+        count = 0
+        grad_norms = []
+        for _ in range(ocfg.ppo_epochs):
+            order = torch.randperm(len(batch), generator=gen)
+            for mini in order.split(ocfg.mini_batch_size):
+                self.optimizer.zero_grad(set_to_none=True)
+                global_tokens = int(batch.mask[mini].sum())
+                for micro in mini.split(ocfg.micro_batch_size):
+                    part = batch.select(micro)
+                    width = part.mask.shape[1]
+                    logp, ent = token_logprobs(
+                        self.model, part.input_ids, part.attention_mask, entropy=algo.entropy_coef > 0
+                    )
+                    loss, m = policy_loss(
+                        logp,
+                        old_logp[micro, :width],
+                        advantages[micro, :width],
+                        part.mask,
+                        algo,
+                        ref_logprobs=ref_logp[micro, :width] if ref_logp is not None else None,
+                        entropy=ent,
+                        global_token_count=global_tokens,
+                        global_seq_count=len(mini),
+                    )
+                    loss.backward()
+                    for key, value in m.items():
+                        v = _scalar(value)
+                        if v is not None:
+                            sums[key] = sums.get(key, 0.0) + v
+                    count += 1
+                params = [p for p in self.model.parameters() if p.requires_grad]
+                norm = torch.nn.utils.clip_grad_norm_(params, ocfg.grad_clip or float("inf"))
+                grad_norms.append(float(norm))
+                self.optimizer.step()
+        self.model.eval()
+        out = {f"loss/{k}": v / max(count, 1) for k, v in sums.items()}
+        out["grad_norm"] = sum(grad_norms) / max(len(grad_norms), 1)
+        return out
+
+    def _record(self, step: int, metrics: dict[str, Any], histograms: dict[str, Any]) -> None:
+        self.history.append({"step": step, **{k: v for k, v in metrics.items() if isinstance(v, int | float)}})
+        self.logger.write("train", step, metrics, histograms)
+
+    # -- evaluation -------------------------------------------------------------------------------------------
+    def evaluate(self, step: int) -> dict[str, Any]:
+        """Avg@k and unbiased Pass@k on the test split (seeded, so comparable across steps and runs)."""
+        cfg = self.cfg
+        state = torch.get_rng_state(), random.getstate(), np.random.get_state()
+        seed_everything(cfg.train.seed + 12345, 0)  # the same sampling noise at every evaluation
+        trajectories = self.engine.collect(self.test_tasks, cfg.train.eval_k, cfg.train.eval_temperature)
+        torch.set_rng_state(state[0])
+        random.setstate(state[1])
+        np.random.set_state(state[2])
+        result = score_groups(trajectories, cfg.train.eval_k, cfg.algo.success_threshold)
+        self.logger.write("eval", step, result)
+        return result
+
+
+def _rollout_metrics(all_trajs: list[Trajectory], kept: list[Trajectory], threshold: float, tokenizer) -> dict:
+    from resrl.metrics import distinct_n
+
+    if not kept:
+        return {"trajectories": len(all_trajs)}
+    rewards = [t.reward for t in kept]
+    texts = [tokenizer.decode([tok for tok, m in zip(t.response_ids, t.loss_mask, strict=True) if m]) for t in kept]
+    return {
+        "trajectories": len(all_trajs),
+        "reward_mean": sum(rewards) / len(rewards),
+        "success_rate": sum(r >= threshold for r in rewards) / len(rewards),
+        "policy_tokens_mean": sum(t.n_policy_tokens for t in kept) / len(kept),
+        "turns_mean": sum(t.turns for t in kept) / len(kept),
+        "distinct_2": distinct_n(texts, 2),
+    }
+
+
+def _pad(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Right-pad the token dimension (dim 1) of ``x`` with zeros to ``length``."""
+    if x.shape[1] == length:
+        return x
+    pad = x.new_zeros((x.shape[0], length - x.shape[1], *x.shape[2:]))
+    return torch.cat([x, pad], dim=1)
+
+
+def _scalar(value: Any) -> float | None:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None

@@ -1,0 +1,70 @@
+"""Fixtures for trainer tests: a tiny local model and a two-turn environment with mixed outcomes.
+
+``test/parity`` is a real ``ChatEnv``: the first turn always gets a tool observation back (so trajectories
+carry observation tokens that must stay out of the loss), the second turn is rewarded when its text has an
+even number of characters — a coin flip for an untrained model, so groups hold positives and negatives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import resrl
+from resrl import ChatEnv, ParsedAction, Task, Transition
+from resrl.core.messages import tool_message
+
+
+class ParityEnv(ChatEnv):
+    description = "Two turns; the second is rewarded when its length in characters is even."
+    multi_turn = True
+    tags = ("test",)
+
+    @classmethod
+    def generate_tasks(cls, split, n, seed):
+        return [
+            Task(
+                id=f"parity-{split}-{seed}-{i}",
+                env_id="test/parity",
+                split=split,
+                messages=[{"role": "user", "content": f"Say something ({split} {i})."}],
+            )
+            for i in range(n)
+        ]
+
+    def _act(self, action):
+        if self.steps == 0:
+            return Transition([tool_message("noted; now answer", name="note")])
+        text = action.content if isinstance(action, ParsedAction) else str(action)
+        return Transition(reward=float(len(text) % 2 == 0), terminated=True)
+
+    @classmethod
+    def gold_actions(cls, task):
+        return [ParsedAction(content="hello"), ParsedAction(content="ok")]
+
+
+resrl.register("test/parity", ParityEnv)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny Qwen2-shaped model and BPE tokenizer with our ChatML template, saved like a real checkpoint."""
+    from resrl.models import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "model", vocab_size=512, hidden=32, layers=2, heads=2)
+
+
+def base_config(model: Path, out: Path, **sections) -> dict:
+    """A small but complete training config on ``test/parity``."""
+    cfg = {
+        "model": {"path": str(model)},
+        "data": {"envs": ["test/parity"], "train_tasks": 8, "test_tasks": 2},
+        "rollout": {"n": 4, "max_turns": 2, "max_tokens": 64, "max_new_tokens_per_turn": 6},
+        "algo": {"scheme": "resrl", "rank": 4},
+        "optim": {"lr": 1e-3, "mini_batch_size": 8, "micro_batch_size": 4, "ppo_epochs": 1},
+        "train": {"steps": 2, "tasks_per_step": 2, "eval_every": 1, "eval_k": 2, "out_dir": str(out), "seed": 3},
+    }
+    for name, values in sections.items():
+        cfg.setdefault(name, {}).update(values)
+    return cfg
