@@ -18,6 +18,7 @@ class ServerMetrics:
         self.sessions_waiting = Gauge("resrl_env_sessions_waiting", "Session requests queued for capacity", registry=r)
         self.sessions_total = Counter("resrl_env_sessions", "Sessions created", ["env_id"], registry=r)
         self.sessions_reaped = Counter("resrl_env_sessions_reaped", "Idle sessions reaped", registry=r)
+        self.steps_in_flight = Gauge("resrl_env_steps_in_flight", "Steps running now", registry=r)
         self.steps = Counter("resrl_env_steps", "Steps taken", ["env_id"], registry=r)
         self.step_seconds = Histogram(
             "resrl_env_step_seconds", "Env step latency", ["env_id"], buckets=_BUCKETS, registry=r

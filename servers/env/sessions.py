@@ -211,6 +211,7 @@ class SessionManager:
             if session.id not in self.sessions:  # closed while this request waited for the lock
                 raise ApiError(409, "session_closed", "the session was closed", session_id=session_id)
             started = time.perf_counter()
+            self.metrics.steps_in_flight.inc()
             try:
                 result = await self._run(session.env.step, action)
             except gym.error.ResetNeeded as exc:
@@ -230,6 +231,7 @@ class SessionManager:
                     500, "env_error", f"{session.env_id!r} raised: {exc!r}; session closed", session_id=session_id
                 ) from None
             finally:
+                self.metrics.steps_in_flight.dec()
                 session.last_used = time.monotonic()
             self.metrics.step_seconds.labels(session.env_id).observe(time.perf_counter() - started)
             self.metrics.steps.labels(session.env_id).inc()

@@ -1,0 +1,242 @@
+"""``RemoteEnv`` / ``AsyncRemoteEnv``: a chat env hosted by ``resrl serve env``, with the ``ChatEnv`` contract.
+
+``reset`` opens a session (closing the previous one) on the least-loaded of the given servers, ``step`` plays
+a turn in it, ``close`` deletes it. Failures that are ours, not the model's, raise :class:`EnvServerError`
+(``infra_error = True``) after the retries the :class:`RetryPolicy` allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import httpx
+from resrl_servers.env.models import CreateSession, SessionCreated, StepResult
+
+from resrl.client.transport import (
+    Balancer,
+    EnvServerError,
+    RetryPolicy,
+    is_retryable,
+    retry_status,
+    server_error,
+    transport_error,
+)
+from resrl.core.spaces import ActionSpace, MessagesSpace
+from resrl.core.task import Task
+
+log = logging.getLogger("resrl.client")
+
+
+class _Session:
+    """Request building and response reading common to both clients."""
+
+    def __init__(
+        self,
+        base_url: str | Sequence[str],
+        env_id: str,
+        *,
+        tool_format: str | None = None,
+        max_steps: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.env_id = env_id
+        self.balancer = Balancer.shared(base_url)
+        self.retry = retry or RetryPolicy()
+        self.env_options = {k: v for k, v in {"tool_format": tool_format, "max_steps": max_steps}.items() if v}
+        self.observation_space = MessagesSpace()
+        self.action_space = ActionSpace()
+        self.session_id: str | None = None
+        self.url: str | None = None
+        self.done = False
+
+    def _create_body(self, seed: int | None, options: dict[str, Any] | None) -> dict[str, Any]:
+        options = options or {}
+        task = options.get("task")
+        if isinstance(task, Task):
+            task = task.model_dump(mode="json")
+        body = CreateSession(
+            env_id=self.env_id, task=task, task_id=options.get("task_id"), seed=seed, options=self.env_options
+        )
+        return body.model_dump(mode="json", exclude_none=True)
+
+    def _opened(self, url: str, response: httpx.Response) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        created = SessionCreated.model_validate_json(response.content)
+        self.session_id, self.url, self.done = created.session_id, url, False
+        self.balancer.opened(url)
+        return created.observation, created.info
+
+    def _stepped(self, response: httpx.Response) -> tuple[list[dict[str, Any]], float, bool, bool, dict[str, Any]]:
+        result = StepResult.model_validate_json(response.content)
+        self.done = result.terminated or result.truncated
+        return result.observation, result.reward, result.terminated, result.truncated, result.info
+
+    def _check_step(self, action: Any) -> tuple[str, str, dict[str, Any]]:
+        if self.session_id is None or self.url is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if self.done:
+            raise gym.error.ResetNeeded("the episode has ended; call reset() to start another")
+        return self.url, f"/v1/sessions/{self.session_id}/step", {"action": action}
+
+    def _forget(self) -> tuple[str, str] | None:
+        if self.session_id is None or self.url is None:
+            return None
+        target = (self.url, self.session_id)
+        self.balancer.opened(self.url, -1)
+        self.session_id = self.url = None
+        return target
+
+    @staticmethod
+    def _raise_for(response: httpx.Response) -> None:
+        if response.status_code == 409:
+            raise gym.error.ResetNeeded(server_error(response).message)
+        raise server_error(response)
+
+
+class RemoteEnv(_Session, gym.Env):
+    """A ``gymnasium.Env`` whose episodes run on env servers (synchronous client).
+
+    Args:
+        base_url: one server URL or several (new sessions go to the least loaded).
+        env_id: the env to play, as ``GET /v1/envs`` lists it.
+        tool_format: the tool-call format the policy writes (server default otherwise).
+        max_steps: turn limit override.
+        retry: timeouts and retries.
+    """
+
+    def __init__(self, base_url: str | Sequence[str], env_id: str, **kwargs: Any) -> None:
+        super().__init__(base_url, env_id, **kwargs)
+        self._http = httpx.Client(timeout=self.retry.timeout())
+
+    def _send(self, method: str, urls: list[str], path: str, body: Any, *, idempotent: bool):
+        last: EnvServerError | None = None
+        for attempt in range(self.retry.attempts):
+            url = urls[attempt % len(urls)]
+            try:
+                response = self._http.request(method, url + path, json=body)
+            except httpx.HTTPError as exc:
+                last = transport_error(exc, url)
+                if not is_retryable(exc, idempotent=idempotent):
+                    raise last from exc
+                delay = self.retry.delay(attempt)
+            else:
+                if response.status_code < 400 or not retry_status(response.status_code, idempotent=idempotent):
+                    return url, response
+                last = server_error(response)
+                delay = self.retry.delay(attempt, response.headers.get("retry-after"))
+            if attempt + 1 < self.retry.attempts:
+                log.info("retrying %s %s in %.2fs after %s", method, path, delay, last)
+                time.sleep(delay)
+        assert last is not None
+        raise last
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Open a new session (closing the current one); ``options`` may carry ``task`` or ``task_id``."""
+        super(_Session, self).reset(seed=seed)
+        self._delete()
+        url, response = self._send(
+            "POST", self.balancer.order(), "/v1/sessions", self._create_body(seed, options), idempotent=True
+        )
+        if response.status_code >= 400:
+            self._raise_for(response)
+        return self._opened(url, response)
+
+    def step(self, action: Any):
+        """Play one assistant turn (text or an OpenAI assistant message)."""
+        url, path, body = self._check_step(action)
+        _, response = self._send("POST", [url], path, body, idempotent=False)
+        if response.status_code >= 400:
+            if response.status_code in (404, 500, 504):
+                self._forget()  # the server closed it
+            self._raise_for(response)
+        return self._stepped(response)
+
+    def _delete(self) -> None:
+        target = self._forget()
+        if target is None:
+            return
+        url, sid = target
+        try:
+            self._send("DELETE", [url], f"/v1/sessions/{sid}", None, idempotent=True)
+        except EnvServerError as exc:  # the TTL reaper frees it anyway
+            log.warning("could not close session %s on %s: %s", sid, url, exc)
+
+    def close(self) -> None:
+        """Delete the session and close the HTTP client."""
+        self._delete()
+        self._http.close()
+
+
+class AsyncRemoteEnv(_Session):
+    """The same as :class:`RemoteEnv` with ``async`` methods, for concurrent rollout collection."""
+
+    def __init__(self, base_url: str | Sequence[str], env_id: str, **kwargs: Any) -> None:
+        super().__init__(base_url, env_id, **kwargs)
+        self._http = httpx.AsyncClient(timeout=self.retry.timeout())
+
+    async def __aenter__(self) -> AsyncRemoteEnv:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _send(self, method: str, urls: list[str], path: str, body: Any, *, idempotent: bool):
+        last: EnvServerError | None = None
+        for attempt in range(self.retry.attempts):
+            url = urls[attempt % len(urls)]
+            try:
+                response = await self._http.request(method, url + path, json=body)
+            except httpx.HTTPError as exc:
+                last = transport_error(exc, url)
+                if not is_retryable(exc, idempotent=idempotent):
+                    raise last from exc
+                delay = self.retry.delay(attempt)
+            else:
+                if response.status_code < 400 or not retry_status(response.status_code, idempotent=idempotent):
+                    return url, response
+                last = server_error(response)
+                delay = self.retry.delay(attempt, response.headers.get("retry-after"))
+            if attempt + 1 < self.retry.attempts:
+                log.info("retrying %s %s in %.2fs after %s", method, path, delay, last)
+                await asyncio.sleep(delay)
+        assert last is not None
+        raise last
+
+    async def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Open a new session (closing the current one); ``options`` may carry ``task`` or ``task_id``."""
+        await self._delete()
+        url, response = await self._send(
+            "POST", self.balancer.order(), "/v1/sessions", self._create_body(seed, options), idempotent=True
+        )
+        if response.status_code >= 400:
+            self._raise_for(response)
+        return self._opened(url, response)
+
+    async def step(self, action: Any):
+        """Play one assistant turn (text or an OpenAI assistant message)."""
+        url, path, body = self._check_step(action)
+        _, response = await self._send("POST", [url], path, body, idempotent=False)
+        if response.status_code >= 400:
+            if response.status_code in (404, 500, 504):
+                self._forget()
+            self._raise_for(response)
+        return self._stepped(response)
+
+    async def _delete(self) -> None:
+        target = self._forget()
+        if target is None:
+            return
+        url, sid = target
+        try:
+            await self._send("DELETE", [url], f"/v1/sessions/{sid}", None, idempotent=True)
+        except EnvServerError as exc:
+            log.warning("could not close session %s on %s: %s", sid, url, exc)
+
+    async def close(self) -> None:
+        """Delete the session and close the HTTP client."""
+        await self._delete()
+        await self._http.aclose()
