@@ -1,0 +1,80 @@
+"""The local backend: warm executor processes on this machine, one job at a time each."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from resrl.sandbox import executor
+from resrl.sandbox.protocol import PooledSandbox, Slot
+
+EXECUTOR_PATH = Path(executor.__file__)
+
+
+def default_base_dir() -> str:
+    """Where job directories live: one folder per sandbox owner process, mode 0711."""
+    return os.path.join(tempfile.gettempdir(), f"resrl-sandbox-{os.getpid()}")
+
+
+class LocalSlot(Slot):
+    """An executor started as ``python -I executor.py --stdio`` with an empty environment."""
+
+    def __init__(self, base_dir: str, netns: bool = True) -> None:
+        self.base_dir = base_dir
+        self.netns = netns
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-I", str(EXECUTOR_PATH), "--stdio", "--base", self.base_dir]
+        if not self.netns:
+            cmd.append("--no-netns")
+        # env={}: the server's own variables (tokens, URLs) must never reach a job
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={}, bufsize=0)
+
+    def streams(self) -> tuple[BinaryIO, BinaryIO]:
+        assert self.proc is not None and self.proc.stdout and self.proc.stdin
+        return self.proc.stdout, self.proc.stdin
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream:
+                stream.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+class LocalSandbox(PooledSandbox):
+    """The default backend: ``workers`` warm fork-servers (default: the CPU count).
+
+    Each job gets its own session, an empty environment, a private directory, rlimits, a dedicated uid (when
+    run as root) and an empty network namespace (when the kernel allows it; ``health()`` and each result's
+    metadata say whether it did).
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, base_dir: str | None = None, netns: bool = True) -> None:
+        super().__init__(workers or os.cpu_count() or 1)
+        self.base_dir = base_dir or default_base_dir()
+        for _ in range(self.workers):
+            self._add_slot(LocalSlot(self.base_dir, netns))
+
+    def close(self) -> None:
+        super().close()
+        # only empty directories are left: the stdlib mount points (mounted in the executors' namespaces only)
+        for leftover in Path(self.base_dir).glob("stdlib-*"):
+            with contextlib.suppress(OSError):
+                leftover.rmdir()
+        with contextlib.suppress(OSError):
+            os.rmdir(self.base_dir)

@@ -1,0 +1,562 @@
+"""The warm fork-server that runs untrusted code. Standard library only: it is copied into containers as is.
+
+One executor process is one slot: it reads framed JSON requests (4-byte big-endian length + UTF-8 JSON) from
+its transport, runs one job at a time, and answers with a result dict. Per job it forks children that get a
+new session, an empty environment, a private work directory, rlimits, and a dedicated uid (``100000 + the
+executor's pid``), so the process-count limit (RLIMIT_NPROC on a non-root uid) does not depend on anything else
+on the host and every leftover process of the job can be killed with ``kill(-1)`` from that uid. The executor
+moves itself into a new, empty network namespace at start-up, which all job children inherit.
+
+Verdicts are decided here, outside the untrusted process: the harness reports over an inherited pipe with a
+random per-run token, values of call tests are compared here, stdio outputs are compared here, and a job passes
+only when every test has reported.
+
+Run: ``python3 executor.py --stdio`` (framed requests on stdin/stdout) or ``--socket PATH`` (a Unix socket).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import math
+import os
+import resource
+import secrets
+import select
+import shutil
+import signal
+import socket
+import stat
+import struct
+import sys
+import sysconfig
+import tempfile
+import time
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+PR_SET_CHILD_SUBREAPER = 36
+SWEEP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+EXIT_OOM = 86
+EXIT_ERROR = 87
+_libc = ctypes.CDLL(None, use_errno=True)
+WARM_MODULES = (
+    "math", "cmath", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
+    "random", "hashlib", "decimal", "fractions", "statistics", "datetime", "copy", "operator", "array",
+    "traceback", "dataclasses", "enum", "textwrap", "unicodedata", "numbers", "io", "struct",
+)  # fmt: skip
+
+
+def _world_traversable(path: str) -> bool:
+    parts = os.path.abspath(path).split(os.sep)
+    for i in range(2, len(parts) + 1):
+        if not os.stat(os.sep.join(parts[:i]) or os.sep).st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+# -- the harness: runs in the forked child, after isolation, before and around user code ------------------
+def _child_main(mode: str, job: dict, test: dict | None, vfd: int, token: str) -> None:
+    """Run in the job child: execute the program (and in-process tests); never returns."""
+    write, dumps = os.write, json.dumps  # bound now: user code may patch the modules later
+
+    def report(obj: dict) -> None:
+        data = (token + dumps(obj) + "\n").encode()
+        while data:
+            data = data[write(vfd, data) :]
+
+    try:
+        if mode == "checker":
+            ns: dict = {"__name__": "checker"}
+            exec(compile(test["checker"], "<checker>", "exec"), ns)
+            payload = json.loads(sys.stdin.read())
+            ok = bool(ns["check"](payload["input"], payload["output"], payload.get("expected")))
+            report({"event": "checked", "ok": ok})
+            os._exit(0)
+        code = compile(job["code"], "solution.py", "exec")
+    except SyntaxError as exc:
+        sys.stderr.write(f"SyntaxError: {exc}\n")
+        sys.stderr.flush()
+        os._exit(EXIT_ERROR)
+    ns = {"__name__": "__main__" if mode == "stdio" else "solution", "__builtins__": __builtins__}
+    if mode == "stdio":
+        _exec_program(code, ns)
+        os._exit(0)
+    try:
+        exec(code, ns)
+    except BaseException as exc:  # SystemExit too: leaving early must not look like success
+        _flush_quietly()
+        report({"event": "load_error", "type": type(exc).__name__, "msg": str(exc)[:2000]})
+        os._exit(EXIT_OOM if isinstance(exc, MemoryError) else EXIT_ERROR)
+    report({"event": "loaded"})
+    for i, t in enumerate(job["tests"]):
+        if t["kind"] not in ("assert", "call"):
+            continue
+        try:
+            if t["kind"] == "assert":
+                exec(compile(t["code"], f"<test {i}>", "exec"), ns)
+                report({"event": "test", "i": i, "ok": True})
+            else:
+                value = ns[t["fn"]](*t.get("args", []), **t.get("kwargs", {}))
+                try:
+                    encoded = dumps(value)
+                except (TypeError, ValueError):
+                    encoded = dumps({"__unserializable__": repr(value)[:500]})
+                report({"event": "test", "i": i, "value": encoded})
+        except BaseException as exc:
+            report({"event": "test", "i": i, "ok": False, "type": type(exc).__name__, "msg": str(exc)[:2000]})
+    _flush_quietly()
+    report({"event": "done"})
+    os._exit(0)
+
+
+def _exec_program(code, ns: dict) -> None:
+    try:
+        exec(code, ns)
+    except SystemExit as exc:
+        _flush_quietly()
+        os._exit(0 if exc.code in (None, 0) else EXIT_ERROR)
+    except MemoryError:
+        os._exit(EXIT_OOM)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        _flush_quietly()
+        os._exit(EXIT_ERROR)
+    _flush_quietly()
+
+
+def _flush_quietly() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed or broken stream must not decide the verdict
+            pass
+
+
+# -- the executor side ------------------------------------------------------------------------------------
+class Executor:
+    """One slot: isolates and runs jobs sequentially."""
+
+    def __init__(self, base_dir: str, netns: bool = True) -> None:
+        self.is_root = os.geteuid() == 0
+        self.uid = 100000 + os.getpid() if self.is_root else os.getuid()
+        self.base = base_dir
+        os.makedirs(self.base, mode=0o711, exist_ok=True)
+        self.netns = False
+        if netns and self.is_root:
+            self.netns = _libc.unshare(CLONE_NEWNET) == 0
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.stdlib, self.stdlib_view = sysconfig.get_paths()["stdlib"], None
+        if self.is_root and not _world_traversable(self.stdlib):
+            self.stdlib_view = self._expose_stdlib()
+        for name in WARM_MODULES:  # imported once here, so jobs neither pay for nor need to read them
+            try:
+                __import__(name)
+            except ImportError:
+                pass
+
+    def _expose_stdlib(self) -> str | None:
+        """Bind-mount a stdlib that sits under a private directory (e.g. ~root/.pyenv) where the job uid can
+        read it, inside a mount namespace private to this executor; None when that is not possible."""
+        view = os.path.join(self.base, f"stdlib-{os.getpid()}")
+        os.makedirs(view, mode=0o755, exist_ok=True)
+        if _libc.unshare(CLONE_NEWNS) != 0:
+            return None
+        if _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            return None
+        if _libc.mount(self.stdlib.encode(), view.encode(), None, MS_BIND, None) != 0:
+            return None
+        return view
+
+    def health(self) -> dict:
+        """What isolation this slot provides."""
+        return {"ok": True, **self._isolation()}
+
+    def _isolation(self) -> dict:
+        return {"netns": self.netns, "dedicated_uid": self.is_root, "uid": self.uid}
+
+    def run(self, job: dict) -> dict:
+        """Run one job; the answer is a dict matching ``resrl.sandbox.models.Result``."""
+        started = time.monotonic()
+        work = tempfile.mkdtemp(prefix="job-", dir=self.base)
+        try:
+            for name, content in job.get("files", {}).items():
+                path = os.path.normpath(os.path.join(work, name))
+                if not path.startswith(work + os.sep):
+                    raise ValueError(f"file name {name!r} leaves the job directory")
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(content)
+            if self.is_root:
+                for root, dirs, files in os.walk(work):
+                    for name in [*dirs, *files]:
+                        os.chown(os.path.join(root, name), self.uid, self.uid)
+                os.chown(work, self.uid, self.uid)
+            os.chmod(work, 0o700)
+            result = self._run_tests(job, work)
+        finally:
+            self._kill_leftovers()
+            shutil.rmtree(work, ignore_errors=True)
+            self._sweep()
+        result["run_time"] = time.monotonic() - started
+        result["metadata"] = self._isolation()
+        return result
+
+    def _run_tests(self, job: dict, work: str) -> dict:
+        tests = job.get("tests", [])
+        outcomes: list[dict | None] = [None] * len(tests)
+        inproc = [i for i, t in enumerate(tests) if t["kind"] in ("assert", "call")]
+        main: dict | None = None
+        if inproc or not tests:
+            main = self._spawn("inproc" if inproc else "stdio", job, None, job.get("stdin", ""), work)
+            if inproc:
+                self._judge_inproc(job, main, outcomes, inproc)
+        first_failed: dict | None = None
+        for i, t in enumerate(tests):
+            if t["kind"] in ("stdio", "checker"):
+                run = self._spawn("stdio", job, t, t.get("input", ""), work)
+                outcomes[i] = self._judge_stdio(i, job, t, run, work)
+                if first_failed is None and not outcomes[i]["passed"]:
+                    first_failed = run
+                last = run
+        # the output shown is the program's own run, else the first failing test's, else the last test's
+        return _summarise(tests, outcomes, main or first_failed or last)
+
+    def _judge_inproc(self, job: dict, run: dict, outcomes: list, idx: list[int]) -> None:
+        reports = run["reports"]
+        loaded = any(r.get("event") == "loaded" for r in reports)
+        load_error = next((r for r in reports if r.get("event") == "load_error"), None)
+        by_test = {r["i"]: r for r in reports if r.get("event") == "test" and isinstance(r.get("i"), int)}
+        for i in idx:
+            t = job["tests"][i]
+            r = by_test.get(i)
+            if run["status"] != "ok" and r is None:
+                outcomes[i] = _outcome(i, t, False, run["status"], run["message"])
+            elif not loaded or r is None:
+                why = f"{load_error['type']}: {load_error['msg']}" if load_error else "the test never reported"
+                status = "oom" if load_error and load_error["type"] == "MemoryError" else "runtime_error"
+                outcomes[i] = _outcome(i, t, False, status, why)
+            elif t["kind"] == "call" and "value" in r:
+                outcomes[i] = _judge_value(i, t, r["value"])
+            elif r.get("ok") is True:
+                outcomes[i] = _outcome(i, t, True, "passed", "")
+            else:
+                kind = r.get("type", "Error")
+                status = "oom" if kind == "MemoryError" else "failed"
+                outcomes[i] = _outcome(i, t, False, status, f"{kind}: {r.get('msg', '')}")
+
+    def _judge_stdio(self, i: int, job: dict, t: dict, run: dict, work: str) -> dict:
+        if run["status"] != "ok":
+            return _outcome(i, t, False, run["status"], run["message"])
+        if t["kind"] == "checker":
+            payload = json.dumps({"input": t.get("input", ""), "output": run["stdout"], "expected": t.get("output")})
+            check = self._spawn("checker", job, t, payload, work)
+            ok = check["status"] == "ok" and any(r.get("event") == "checked" and r.get("ok") for r in check["reports"])
+            why = "" if ok else (check["message"] or check["stderr"][-500:] or "the checker rejected the output")
+            return _outcome(i, t, ok, "passed" if ok else "failed", why)
+        ok = _compare(run["stdout"], t.get("output", ""), t.get("compare", "whitespace"), t)
+        why = "" if ok else f"expected {_clip(t.get('output', ''))!r}, got {_clip(run['stdout'])!r}"
+        return _outcome(i, t, ok, "passed" if ok else "failed", why)
+
+    def _spawn(self, mode: str, job: dict, test: dict | None, stdin: str, work: str) -> dict:
+        limits = job["limits"]
+        token = secrets.token_hex(16)
+        fd, stdin_path = tempfile.mkstemp(dir=self.base)
+        os.write(fd, stdin.encode())
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.unlink(stdin_path)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        v_r, v_w = os.pipe()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns
+            try:
+                self._isolate(limits, work, fd, out_w, err_w, v_w)
+                _child_main(mode, job, test, 3, token)
+            finally:
+                os._exit(EXIT_ERROR)
+        for f in (fd, out_w, err_w, v_w):
+            os.close(f)
+        return self._supervise(pid, limits, out_r, err_r, v_r, token, started)
+
+    def _isolate(self, limits: dict, work: str, stdin_fd: int, out_w: int, err_w: int, v_w: int) -> None:
+        os.setsid()
+        for src, dst in ((stdin_fd, 0), (out_w, 1), (err_w, 2), (v_w, 3)):
+            os.dup2(src, dst)
+        os.closerange(4, 65536)
+        mem = limits["memory_mb"] * 1024 * 1024
+        rl = resource
+        rl.setrlimit(rl.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"] + 1))
+        rl.setrlimit(rl.RLIMIT_AS, (mem, mem))
+        rl.setrlimit(rl.RLIMIT_FSIZE, (limits["file_size_mb"] * 1024 * 1024,) * 2)
+        rl.setrlimit(rl.RLIMIT_NOFILE, (limits["open_files"],) * 2)
+        rl.setrlimit(rl.RLIMIT_CORE, (0, 0))
+        rl.setrlimit(rl.RLIMIT_NPROC, (limits["processes"],) * 2)
+        os.chdir(work)
+        if self.is_root:
+            os.setgroups([])
+            os.setgid(self.uid)
+            os.setuid(self.uid)
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"})
+        sys.stdin = open(0, closefd=False, encoding="utf-8", errors="replace")  # noqa: SIM115
+        sys.stdout = open(1, "w", closefd=False, encoding="utf-8")  # noqa: SIM115
+        sys.stderr = open(2, "w", closefd=False, encoding="utf-8")  # noqa: SIM115
+        sys.argv = ["solution.py"]
+        stdlib = [p for p in sys.path if p.startswith(self.stdlib)]
+        if self.stdlib_view:
+            stdlib = [self._view(p) for p in stdlib]
+            # packages imported before the fork look for their submodules through __path__
+            for module in list(sys.modules.values()):
+                path = getattr(module, "__path__", None)
+                if isinstance(path, list):
+                    path[:] = [self._view(p) for p in path]
+        sys.path[:] = [work, *stdlib]
+
+    def _view(self, path: str) -> str:
+        return self.stdlib_view + path[len(self.stdlib) :] if path.startswith(self.stdlib) else path
+
+    def _supervise(self, pid: int, limits: dict, out_r: int, err_r: int, v_r: int, token: str, t0: float) -> dict:
+        cap = limits["output_bytes"]
+        deadline = t0 + limits["wall_s"]
+        bufs = {out_r: bytearray(), err_r: bytearray(), v_r: bytearray()}
+        pidfd = os.pidfd_open(pid)
+        open_fds = [out_r, err_r, v_r]
+        over, timed_out, exited = False, False, False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([*open_fds, pidfd] if not exited else open_fds, [], [], remaining)
+            for f in ready:
+                if f == pidfd:
+                    exited = True
+                    continue
+                chunk = os.read(f, 65536)
+                if not chunk:
+                    open_fds.remove(f)
+                    continue
+                bufs[f] += chunk
+                if f != v_r and len(bufs[out_r]) + len(bufs[err_r]) > cap:
+                    over = True
+            if over:
+                break
+            if exited:
+                # drain what is already buffered; a daemon holding the pipes open must not keep us here
+                for f in list(open_fds):
+                    while select.select([f], [], [], 0)[0]:
+                        chunk = os.read(f, 65536)
+                        if not chunk:
+                            open_fds.remove(f)
+                            break
+                        bufs[f] += chunk
+                break
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the group now; daemons that left it are killed by uid after the job
+        except (ProcessLookupError, PermissionError):
+            pass
+        _, wstatus = os.waitpid(pid, 0)
+        for f in (out_r, err_r, v_r, pidfd):
+            os.close(f)
+        reports = []
+        for line in bytes(bufs[v_r]).decode(errors="replace").splitlines():
+            if line.startswith(token):  # anything else did not come from the harness
+                try:
+                    reports.append(json.loads(line[len(token) :]))
+                except ValueError:
+                    pass
+        out, err = bytes(bufs[out_r]), bytes(bufs[err_r])
+        truncated = len(out) + len(err) > cap
+        status, message = "ok", ""
+        sig = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else 0
+        code = os.WEXITSTATUS(wstatus) if os.WIFEXITED(wstatus) else None
+        if over or truncated:
+            status, message = "output_limit", f"stdout+stderr passed the limit of {cap} bytes"
+        elif timed_out:
+            status, message = "timeout", f"wall-clock limit of {limits['wall_s']} s reached"
+        elif sig in (signal.SIGXCPU,) or (sig == signal.SIGKILL and time.monotonic() - t0 >= limits["cpu_s"]):
+            status, message = "timeout", f"CPU limit of {limits['cpu_s']} s reached"
+        elif code == EXIT_OOM or b"MemoryError" in err[-4000:]:
+            status, message = "oom", f"memory limit of {limits['memory_mb']} MB reached"
+        elif sig:
+            status, message = "runtime_error", f"killed by signal {signal.Signals(sig).name}"
+        elif code not in (0, None):
+            status, message = "runtime_error", f"exit code {code}"
+        return {
+            "status": status,
+            "message": message,
+            "stdout": out[:cap].decode(errors="replace"),
+            "stderr": err[: max(0, cap - min(len(out), cap))].decode(errors="replace"),
+            "truncated": truncated,
+            "reports": reports,
+            "exit_code": code if code is not None else -sig,
+        }
+
+    def _kill_leftovers(self) -> None:
+        """Kill every process of the job uid (daemons included) and reap whatever was reparented to us."""
+        if self.is_root:
+            killer = os.fork()
+            if killer == 0:  # pragma: no cover - runs as the job uid, where kill(-1) reaches only the job's
+                try:
+                    os.setgid(self.uid)
+                    os.setuid(self.uid)
+                    # twice: a process forked while the first sweep ran is caught by the second
+                    for _ in range(2):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(-1, signal.SIGKILL)
+                finally:
+                    os._exit(0)
+            os.waitpid(killer, 0)
+        while True:
+            try:
+                reaped, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if reaped == 0:
+                break
+
+    def _sweep(self) -> None:
+        """Remove what the job uid left in shared writable directories (files must not outlive the job)."""
+        if not self.is_root:
+            return
+        for d in SWEEP_DIRS:
+            try:
+                entries = list(os.scandir(d))
+            except OSError:
+                continue
+            for e in entries:
+                try:
+                    if e.stat(follow_symlinks=False).st_uid != self.uid:
+                        continue
+                    if e.is_dir(follow_symlinks=False):
+                        shutil.rmtree(e.path, ignore_errors=True)
+                    else:
+                        os.unlink(e.path)
+                except OSError:
+                    pass
+
+
+def _outcome(i: int, t: dict, passed: bool, status: str, message: str) -> dict:
+    return {"index": i, "kind": t["kind"], "passed": passed, "status": status, "message": message[:2000]}
+
+
+def _clip(text: str, n: int = 200) -> str:
+    return text if len(text) <= n else f"{text[:n]}...[{len(text) - n} more chars]"
+
+
+def _judge_value(i: int, t: dict, encoded: str) -> dict:
+    got = json.loads(encoded)
+    want = json.loads(json.dumps(t.get("expected")))
+    ok = _values_equal(got, want, t.get("rel_tol", 0.0), t.get("abs_tol", 0.0))
+    return _outcome(i, t, ok, "passed" if ok else "failed", "" if ok else f"expected {want!r}, got {got!r}"[:2000])
+
+
+def _values_equal(got, want, rel: float, abs_: float) -> bool:
+    if isinstance(want, float) and isinstance(got, int | float) and not isinstance(got, bool):
+        return got == want or math.isclose(got, want, rel_tol=rel, abs_tol=abs_)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(_values_equal(g, w, rel, abs_) for g, w in zip(got, want))
+    if isinstance(want, dict) and isinstance(got, dict):
+        return got.keys() == want.keys() and all(_values_equal(got[k], want[k], rel, abs_) for k in want)
+    return type(got) is type(want) and got == want
+
+
+def _compare(got: str, want: str, mode: str, t: dict) -> bool:
+    if mode == "exact":
+        return got == want
+    a, b = got.split(), want.split()
+    if mode == "whitespace":
+        return a == b
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x == y:
+            continue
+        try:
+            if not math.isclose(float(x), float(y), rel_tol=t.get("rel_tol", 1e-6), abs_tol=t.get("abs_tol", 1e-9)):
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+_ORDER = ("output_limit", "timeout", "oom", "runtime_error", "failed")
+
+
+def _summarise(tests: list, outcomes: list, main: dict) -> dict:
+    statuses = [o["status"] for o in outcomes if o is not None]
+    if not tests:
+        status = "passed" if main["status"] == "ok" else main["status"]
+    else:
+        status = next((s for s in _ORDER if s in statuses), "passed")
+    return {
+        "status": status,
+        "tests": outcomes,
+        "stdout": main["stdout"],
+        "stderr": main["stderr"],
+        "output_truncated": main["truncated"],
+        "exit_code": main["exit_code"],
+        "message": main["message"] or next((o["message"] for o in outcomes if o and not o["passed"]), ""),
+    }
+
+
+# -- transports -------------------------------------------------------------------------------------------
+def _serve(reader, writer, executor: Executor) -> None:
+    while True:
+        header = reader.read(4)
+        if len(header) < 4:
+            return
+        request = json.loads(reader.read(struct.unpack(">I", header)[0]))
+        try:
+            if request.get("op") == "health":
+                answer = executor.health()
+            else:
+                answer = executor.run(request["job"])
+        except Exception as exc:  # reported as infra_error: the fault is ours, not the program's
+            answer = {"status": "infra_error", "message": f"{type(exc).__name__}: {exc}", "tests": []}
+        data = json.dumps(answer).encode()
+        writer.write(struct.pack(">I", len(data)) + data)
+        writer.flush()
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``--stdio`` or ``--socket PATH``; ``--base DIR`` for job directories; ``--no-netns``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="resrl sandbox executor (one slot)")
+    transport = parser.add_mutually_exclusive_group(required=True)
+    transport.add_argument("--stdio", action="store_true", help="framed requests on stdin, answers on stdout")
+    transport.add_argument("--socket", help="listen on this Unix socket path")
+    parser.add_argument("--base", default=os.path.join(tempfile.gettempdir(), "resrl-sandbox"))
+    parser.add_argument("--no-netns", action="store_true", help="do not enter a new network namespace")
+    args = parser.parse_args(argv)
+    executor = Executor(args.base, netns=not args.no_netns)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if args.stdio:
+        reader, writer = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        _serve(reader, writer, executor)
+        return 0
+    path = args.socket
+    if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
+        os.unlink(path)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    os.chmod(path, 0o600)
+    server.listen(1)
+    while True:
+        conn, _ = server.accept()
+        with conn, conn.makefile("rb") as reader, conn.makefile("wb") as writer:
+            _serve(reader, writer, executor)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
