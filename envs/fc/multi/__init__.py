@@ -15,9 +15,14 @@ VARIANT_NOTES = {
 
 def domain_classes() -> list[type[MultiTurnFCEnv]]:
     """Every domain's base env class."""
+    from resrl_envs.fc.multi.banking import BankingEnv
+    from resrl_envs.fc.multi.calendar_app import CalendarEnv
     from resrl_envs.fc.multi.filesystem import FileSystemEnv
+    from resrl_envs.fc.multi.messaging import MessagingEnv
+    from resrl_envs.fc.multi.smarthome import SmartHomeEnv
+    from resrl_envs.fc.multi.travel import TravelEnv
 
-    return [FileSystemEnv]
+    return [BankingEnv, CalendarEnv, FileSystemEnv, MessagingEnv, SmartHomeEnv, TravelEnv]
 
 
 def register_multi_turn() -> list[str]:

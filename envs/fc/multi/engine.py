@@ -28,6 +28,9 @@ ASK_CLOSING = "I need one more detail before I can do that. Could you tell me th
 CANNOT_CLOSING = "I can't do that with the tools I have right now."
 
 
+_SCHEMAS: dict[type, dict[str, dict[str, Any]]] = {}
+
+
 class DomainState(BaseModel):
     """Base of a domain's state: the pydantic fields are the state, the ``@tool`` methods act on it."""
 
@@ -36,7 +39,15 @@ class DomainState(BaseModel):
     @classmethod
     def tool_names(cls) -> list[str]:
         """Names of every tool the domain defines."""
-        return sorted(ToolSet.from_object(cls.model_construct()).tools)
+        return sorted(cls.tool_schemas())
+
+    @classmethod
+    def tool_schemas(cls) -> dict[str, dict[str, Any]]:
+        """Every tool's OpenAI schema by name (built once per class: schema generation is not free)."""
+        if cls not in _SCHEMAS:
+            tools = ToolSet.from_object(cls.model_construct()).tools
+            _SCHEMAS[cls] = {name: t.schema() for name, t in tools.items()}
+        return _SCHEMAS[cls]
 
 
 class TurnSpec(BaseModel):
@@ -195,8 +206,8 @@ class MultiTurnFCEnv(ChatEnv):
         else:
             raise RuntimeError(f"{cls.env_name()}: no usable scenario for the {cls.variant} variant")
         users, gold, hidden, reveal = built
-        tools = ToolSet.from_object(cls.state_cls.model_validate(start))
-        visible = [s for s in tools.schemas() if s["function"]["name"] not in hidden]
+        schemas = cls.state_cls.tool_schemas()
+        visible = [schemas[name] for name in sorted(schemas) if name not in hidden]
         messages: list[Message] = [{"role": "system", "content": cls.system_prompt}, user_message(users[0])]
         return Task(
             id=task_id,
@@ -299,6 +310,9 @@ class MultiTurnFCEnv(ChatEnv):
         meta = task.metadata
         self.state = self.state_cls.model_validate(meta["initial_state"])
         self.gold_state = self.state_cls.model_validate(meta["initial_state"])
+        # bound once per episode: the state object lives for the whole episode, and binding builds models
+        self.tools = ToolSet.from_object(self.state)
+        self.gold_tools = ToolSet.from_object(self.gold_state)
         self.gold_turns = [GoldTurn.model_validate(t) for t in task.answer["turns"]]
         self.user_turns: list[str] = list(meta["user_turns"])
         self.hidden: set[str] = set(meta.get("hidden_tools") or [])
@@ -316,7 +330,8 @@ class MultiTurnFCEnv(ChatEnv):
     def tools_schema(self) -> list[dict[str, Any]]:
         if self.task is None:
             return []
-        return ToolSet.from_object(self.state, self.available_tools()).schemas()
+        schemas = self.state_cls.tool_schemas()
+        return [schemas[name] for name in self.available_tools()]
 
     def _act(self, action: ParsedAction | ToolCallParseError) -> Transition:
         if isinstance(action, ToolCallParseError):
@@ -324,7 +339,7 @@ class MultiTurnFCEnv(ChatEnv):
             return Transition([self.error_message(text)], info={"turn": self.turn})
         if not action.tool_calls:
             return self._end_turn()
-        tools = ToolSet.from_object(self.state, self.available_tools())
+        tools = ToolSet(self.tools.tools[name] for name in self.available_tools())
         observation, errors = [], []
         for i, tc in enumerate(action.tool_calls):
             tc = tc.model_copy(update={"id": tc.id or f"call_{self.steps}_{i}"})
@@ -342,8 +357,7 @@ class MultiTurnFCEnv(ChatEnv):
 
     def _end_turn(self) -> Transition:
         gold = self.gold_turns[self.turn]
-        gold_tools = ToolSet.from_object(self.gold_state)
-        expected = [gold_tools.call(c).content for c in gold.calls]
+        expected = [self.gold_tools.call(c).content for c in gold.calls]
         outcome = TurnOutcome(
             turn=self.turn,
             state_match=self.state.model_dump() == self.gold_state.model_dump(),
