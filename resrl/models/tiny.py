@@ -1,0 +1,284 @@
+"""A tiny tool-calling tokenizer and causal LM, built locally (no hub downloads).
+
+The tokenizer is a byte-level BPE trained on generated function-calling text (tool schemas, ``<tool_call>``
+JSON, tool responses, short English requests), so tool-call text costs few tokens. Newlines are split off
+before BPE so a chat template's ``\\n`` boundaries tokenize the same alone and in context, which keeps
+observation tokens (rendered against a base conversation) identical to a full-conversation rendering.
+The model is a Qwen2-architecture causal LM from a ``transformers`` config; both are saved with
+``save_pretrained`` and load through the same path as any real checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+
+from resrl.models.templates import TEMPLATES, load_template
+
+log = logging.getLogger("resrl.models")
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+]
+# Added as ordinary (non-special) tokens: they are part of the text a tool-calling model writes and reads.
+TAG_TOKENS = [
+    "<tool_call>",
+    "</tool_call>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
+    "<tools>",
+    "</tools>",
+]
+EOS_OF_TEMPLATE = {"chatml": "<|im_end|>", "think": "<|im_end|>", "llama3": "<|eot_id|>"}
+
+_WORDS = [
+    "the",
+    "a",
+    "an",
+    "of",
+    "to",
+    "in",
+    "for",
+    "on",
+    "with",
+    "and",
+    "or",
+    "is",
+    "are",
+    "what",
+    "how",
+    "many",
+    "please",
+    "find",
+    "get",
+    "set",
+    "add",
+    "list",
+    "show",
+    "weather",
+    "city",
+    "temperature",
+    "search",
+    "file",
+    "user",
+    "name",
+    "id",
+    "value",
+    "total",
+    "price",
+    "order",
+    "account",
+    "balance",
+    "send",
+    "message",
+    "email",
+    "date",
+    "time",
+    "number",
+    "count",
+    "sum",
+    "result",
+    "error",
+    "unknown",
+    "tool",
+    "call",
+    "arguments",
+    "return",
+    "status",
+    "ok",
+    "true",
+    "false",
+    "null",
+    "items",
+    "query",
+    "convert",
+    "currency",
+    "amount",
+    "from",
+    "into",
+    "book",
+    "flight",
+    "hotel",
+    "room",
+    "create",
+    "delete",
+    "update",
+    "read",
+    "write",
+    "open",
+    "close",
+    "path",
+    "text",
+    "word",
+    "letters",
+    "length",
+    "compute",
+    "answer",
+    "question",
+    "today",
+    "tomorrow",
+    "book",
+    "note",
+    "task",
+    "schedule",
+    "meeting",
+    "event",
+]
+
+
+def _corpus(n: int, seed: int) -> list[str]:
+    """Function-calling-flavoured text for training the BPE."""
+    rng = random.Random(seed)
+
+    def word() -> str:
+        return rng.choice(_WORDS)
+
+    def ident() -> str:
+        return "_".join(word() for _ in range(rng.randint(1, 3)))
+
+    def value() -> object:
+        kind = rng.randrange(5)
+        if kind == 0:
+            return rng.randint(-50, 5000)
+        if kind == 1:
+            return round(rng.uniform(-100, 100), rng.randint(1, 3))
+        if kind == 2:
+            return rng.choice([True, False, None])
+        if kind == 3:
+            return [word() for _ in range(rng.randint(1, 3))]
+        return " ".join(word() for _ in range(rng.randint(1, 4))).capitalize()
+
+    texts = []
+    for _ in range(n):
+        name = ident()
+        args = {ident(): value() for _ in range(rng.randint(0, 3))}
+        schema = {
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": " ".join(word() for _ in range(rng.randint(3, 9))).capitalize() + ".",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        k: {"type": rng.choice(["string", "integer", "number", "boolean", "array"])} for k in args
+                    },
+                    "required": list(args),
+                },
+            },
+        }
+        call = json.dumps({"name": name, "arguments": args})
+        pythonic = f"[{name}(" + ", ".join(f"{k}={json.dumps(v)}" for k, v in args.items()) + ")]"
+        request = " ".join(word() for _ in range(rng.randint(4, 14))).capitalize() + rng.choice("?.!")
+        texts.append(
+            f"{json.dumps(schema)}\n{request}\n<think>\n{request}\n</think>\n<tool_call>\n{call}\n</tool_call>\n"
+            f"<tool_response>\n{json.dumps(value())}\n</tool_response>\n{pythonic}\n{rng.randint(0, 10**6)}\n"
+        )
+    return texts
+
+
+def build_tokenizer(template: str = "chatml", vocab_size: int = 2048, seed: int = 0):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` with one of our chat templates (see :data:`TEMPLATES`)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown chat template {template!r}; choose one of {sorted(TEMPLATES)}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"\n"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(4000, seed), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS_OF_TEMPLATE[template],
+        pad_token="<|endoftext|>",
+        additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in (EOS_OF_TEMPLATE[template], "<|endoftext|>")],
+    )
+    fast.add_tokens(TAG_TOKENS)
+    fast.chat_template = load_template(template)
+    return fast
+
+
+def build_model(
+    vocab_size: int,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+    seed: int = 0,
+    eos_token_ids: list[int] | None = None,
+    pad_token_id: int | None = None,
+):
+    """A randomly initialised Qwen2-architecture causal LM (float32)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=hidden * 3,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        eos_token_id=eos_token_ids,
+        pad_token_id=pad_token_id,
+        bos_token_id=None,
+        torch_dtype="float32",
+    )
+    return Qwen2ForCausalLM(config).float()
+
+
+def build_tiny(
+    out: str | Path,
+    *,
+    template: str = "chatml",
+    vocab_size: int = 2048,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+    seed: int = 0,
+) -> Path:
+    """Build and save a tiny tokenizer + model under ``out``; returns the directory."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(template, vocab_size=vocab_size, seed=seed)
+    eos_ids = sorted({tokenizer.convert_tokens_to_ids(EOS_OF_TEMPLATE[template]), tokenizer.pad_token_id})
+    model = build_model(
+        len(tokenizer),
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        seed=seed,
+        eos_token_ids=eos_ids,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model.generation_config.eos_token_id = eos_ids
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    tokenizer.save_pretrained(out)
+    model.save_pretrained(out)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("saved tiny model (%d params, vocab %d, template %s) to %s", n_params, len(tokenizer), template, out)
+    return out

@@ -1,0 +1,45 @@
+"""Rollouts: policy backends (hf, vllm, openai), the multi-turn collector, and token-exact chat encoding."""
+
+from resrl.rollout.chat import ChatCodec, TemplateError, encode_episode
+from resrl.rollout.collector import Collector
+from resrl.rollout.policy import Generation, Policy, SamplingParams, load_policy
+from resrl.rollout.trajectory import Trajectory
+
+
+def __getattr__(name: str):
+    # Backends import heavy libraries (transformers, vllm, httpx); load them on first use only.
+    if name in ("HFPolicy", "score_logprobs"):
+        from resrl.rollout import hf
+
+        return getattr(hf, name)
+    if name == "VLLMPolicy":
+        from resrl.rollout.vllm_engine import VLLMPolicy
+
+        return VLLMPolicy
+    if name == "OpenAIPolicy":
+        from resrl.rollout.openai_server import OpenAIPolicy
+
+        return OpenAIPolicy
+    if name == "ScriptedPolicy":
+        from resrl.rollout.scripted import ScriptedPolicy
+
+        return ScriptedPolicy
+    raise AttributeError(f"module 'resrl.rollout' has no attribute {name!r}")
+
+
+__all__ = [
+    "ChatCodec",
+    "Collector",
+    "Generation",
+    "HFPolicy",
+    "OpenAIPolicy",
+    "Policy",
+    "SamplingParams",
+    "ScriptedPolicy",
+    "TemplateError",
+    "Trajectory",
+    "VLLMPolicy",
+    "encode_episode",
+    "load_policy",
+    "score_logprobs",
+]

@@ -1,0 +1,264 @@
+"""The multi-turn collector: tasks × n samples → token-exact trajectories.
+
+Every episode is an explicit state machine, advanced in lock-step rounds so each round is one batched
+generation call:
+
+    GENERATE ──(policy tokens; stop token or turn limit)──► STEP ──(env.step in a worker thread)──► OBSERVE
+       ▲                                                                                             │
+       └──────────────── turn suffix + observation delta appended (mask 0) ◄─────────────────────────┘
+
+and DONE with a ``finish_reason``: ``stop`` (env terminated), ``max_turns`` (our turn cap or the env's
+truncation), ``length`` (token budget or a turn cut at ``max_new_tokens_per_turn``), ``timeout`` or
+``error``. Faults that are ours (env crash, env-reported ``infra_error``, timeout, engine failure) set
+``infra_error`` so the trainer drops the episode instead of scoring it 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from resrl.core.messages import Message
+from resrl.core.task import Task
+from resrl.rollout.chat import ChatCodec
+from resrl.rollout.policy import Policy, SamplingParams
+from resrl.rollout.trajectory import Trajectory
+
+log = logging.getLogger("resrl.rollout")
+
+EnvFactory = Callable[[], Any]
+
+
+@dataclass
+class _Episode:
+    """Mutable state of one episode while it runs."""
+
+    task: Task
+    sample: int
+    deadline: float
+    env: Any = None
+    tools: list[dict] = field(default_factory=list)
+    prompt_ids: list[int] = field(default_factory=list)
+    response_ids: list[int] = field(default_factory=list)
+    loss_mask: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    reward: float = 0.0
+    components: dict[str, float] = field(default_factory=dict)
+    turns: int = 0
+    finish_reason: str | None = None
+    infra_error: str | None = None
+    env_id: str = ""
+
+    def finish(self, reason: str, infra_error: str | None = None) -> None:
+        self.finish_reason = reason
+        self.infra_error = infra_error
+
+    def extend(self, ids: list[int], *, policy_logprobs: list[float] | None = None) -> None:
+        self.response_ids += ids
+        if policy_logprobs is None:
+            self.loss_mask += [0] * len(ids)
+            self.logprobs += [0.0] * len(ids)
+        else:
+            self.loss_mask += [1] * len(ids)
+            self.logprobs += policy_logprobs
+
+
+class Collector:
+    """Runs episodes of ``env`` (an env id for :func:`resrl.make`, or a factory returning any gymnasium-style
+    env such as ``RemoteEnv``) with ``policy`` and returns :class:`Trajectory` records.
+
+    ``max_tokens`` caps the response (all turns, observations included); ``episode_timeout`` is wall-clock
+    seconds per episode; env calls run in ``env_workers`` threads so slow or remote envs overlap.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        env: str | EnvFactory,
+        *,
+        tool_format: str = "hermes",
+        max_turns: int = 8,
+        max_tokens: int = 2048,
+        max_new_tokens_per_turn: int = 256,
+        temperature: float = 1.0,
+        episode_timeout: float = 300.0,
+        env_workers: int = 16,
+        chat_template: str | None = None,
+        seed: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        if max_turns < 1 or max_tokens < 1 or max_new_tokens_per_turn < 1:
+            raise ValueError("max_turns, max_tokens and max_new_tokens_per_turn must be positive")
+        self.policy = policy
+        if isinstance(env, str):
+            from resrl.core.registry import make
+
+            env_id = env
+            self.env_factory: EnvFactory = lambda: make(env_id, tool_format=tool_format)
+        else:
+            self.env_factory = env
+        self.codec = ChatCodec(policy.tokenizer, chat_template=chat_template)
+        self.max_turns = max_turns
+        self.max_tokens = max_tokens
+        self.max_new_tokens_per_turn = max_new_tokens_per_turn
+        self.temperature = temperature
+        self.episode_timeout = episode_timeout
+        self.env_workers = env_workers
+        self.seed = seed
+        self.progress = progress
+        self._round = 0
+
+    # -- public --------------------------------------------------------------------------------------------
+    def collect(self, tasks: list[Task], n: int = 1) -> list[Trajectory]:
+        """``n`` episodes per task (one group per task); trajectories in task order, then sample order."""
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        start = time.monotonic()
+        episodes = [
+            _Episode(task=t, sample=k, deadline=start + self.episode_timeout, env_id=t.env_id)
+            for t in tasks
+            for k in range(n)
+        ]
+        bar = _progress_bar(len(episodes), self.progress)
+        with ThreadPoolExecutor(max_workers=self.env_workers, thread_name_prefix="resrl-env") as pool:
+            self._reset_all(episodes, pool)
+            done = sum(e.finish_reason is not None for e in episodes)
+            bar.update(done)
+            while any(e.finish_reason is None for e in episodes):
+                self._generate_round([e for e in episodes if e.finish_reason is None])
+                self._step_round([e for e in episodes if e.finish_reason is None], pool)
+                now_done = sum(e.finish_reason is not None for e in episodes)
+                bar.update(now_done - done)
+                done = now_done
+            for e in episodes:
+                pool.submit(_close, e.env)
+        bar.close()
+        trajectories = [self._record(e) for e in episodes]
+        n_tok = sum(t.n_policy_tokens for t in trajectories)
+        log.info(
+            "collected %d episodes (%d policy tokens) in %.1fs; %d infra errors",
+            len(trajectories),
+            n_tok,
+            time.monotonic() - start,
+            sum(t.infra_error is not None for t in trajectories),
+        )
+        return trajectories
+
+    # -- states --------------------------------------------------------------------------------------------
+    def _reset_all(self, episodes: list[_Episode], pool: ThreadPoolExecutor) -> None:
+        futures = [pool.submit(self._reset_one, e) for e in episodes]
+        for e, fut in zip(episodes, futures, strict=True):
+            self._wait(e, fut, "reset")
+
+    def _reset_one(self, e: _Episode) -> None:
+        e.env = self.env_factory()
+        observation, info = e.env.reset(seed=e.sample, options={"task": e.task})
+        e.tools = list(info.get("tools") or e.task.tools)
+        e.env_id = info.get("env_id") or e.env_id
+        e.messages = list(observation)
+        e.prompt_ids = self.codec.prompt_ids(e.messages, e.tools)
+
+    def _generate_round(self, active: list[_Episode]) -> None:
+        ready = []
+        for e in active:
+            budget = min(self.max_new_tokens_per_turn, self.max_tokens - len(e.response_ids))
+            if budget <= 0:
+                e.finish("length")
+            else:
+                ready.append((e, budget))
+        if not ready:
+            return
+        self._round += 1
+        seed = None if self.seed is None else self.seed + self._round
+        sampling = [
+            SamplingParams(temperature=self.temperature, max_new_tokens=b, stop_ids=self.codec.stop_ids, seed=seed)
+            for _, b in ready
+        ]
+        try:
+            generations = self.policy.generate([e.prompt_ids + e.response_ids for e, _ in ready], sampling)
+        except Exception as exc:  # the engine failed, not the model: every episode in the batch is unusable
+            log.exception("generation failed for %d episodes", len(ready))
+            for e, _ in ready:
+                e.finish("error", f"generation failed: {type(exc).__name__}: {exc}")
+            return
+        for (e, _), g in zip(ready, generations, strict=True):
+            e.extend(list(g.token_ids), policy_logprobs=list(g.logprobs))
+            e.messages.append({"role": "assistant", "content": self.codec.decode_turn(list(g.token_ids))})
+            if g.finish_reason == "length" or not g.token_ids or g.token_ids[-1] not in self.codec.stop_ids:
+                e.finish("length")
+
+    def _step_round(self, active: list[_Episode], pool: ThreadPoolExecutor) -> None:
+        futures = [(e, pool.submit(e.env.step, e.messages[-1]["content"])) for e in active]
+        for e, fut in futures:
+            result = self._wait(e, fut, "step")
+            if result is None:
+                continue
+            observation, reward, terminated, truncated, info = result
+            e.turns += 1
+            e.reward += float(reward)
+            e.components.update(info.get("reward_components") or {})
+            if info.get("infra_error"):
+                e.finish("error", f"env reported an infrastructure error: {info['infra_error']}")
+            elif terminated:
+                e.finish("stop")
+            elif truncated or e.turns >= self.max_turns:
+                e.finish("max_turns")
+            else:
+                observation = list(observation)
+                e.messages += observation
+                between = self.codec.turn_suffix(e.tools) + self.codec.observation_ids(observation, e.tools)
+                if len(e.response_ids) + len(between) >= self.max_tokens:
+                    e.finish("length")
+                else:
+                    e.extend(between)
+            if e.finish_reason is None and time.monotonic() > e.deadline:
+                e.finish("timeout", f"episode exceeded {self.episode_timeout:.0f}s")
+
+    def _wait(self, e: _Episode, fut: Future, what: str) -> Any:
+        """The future's result, or None with the episode finished as an infrastructure failure."""
+        try:
+            return fut.result(timeout=max(0.0, e.deadline - time.monotonic()))
+        except FutureTimeout:
+            e.finish("timeout", f"env {what} did not return within the {self.episode_timeout:.0f}s episode timeout")
+        except Exception as exc:  # the env crashed: our fault, not the model's
+            log.warning("env %s failed for task %s: %s: %s", what, e.task.id, type(exc).__name__, exc)
+            e.finish("error", f"env {what} raised {type(exc).__name__}: {exc}")
+        return None
+
+    def _record(self, e: _Episode) -> Trajectory:
+        return Trajectory(
+            prompt_ids=e.prompt_ids,
+            response_ids=e.response_ids,
+            loss_mask=e.loss_mask,
+            logprobs=e.logprobs,
+            reward=e.reward,
+            reward_components=e.components,
+            turns=e.turns,
+            finish_reason=e.finish_reason or "error",
+            infra_error=e.infra_error,
+            group_id=e.task.id,
+            env_id=e.env_id,
+            task_id=e.task.id,
+            messages=e.messages,
+            metadata={"sample": e.sample, "temperature": self.temperature},
+        )
+
+
+def _close(env: Any) -> None:
+    try:
+        if env is not None:
+            env.close()
+    except Exception as exc:  # closing is best effort; the episode is already recorded
+        log.debug("env close failed: %s", exc)
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="episodes", unit="ep", disable=not enabled, leave=False)

@@ -1,0 +1,141 @@
+"""The ``hf`` backend: batched sampling with a transformers causal LM (CPU or GPU), with its own decode loop.
+
+We sample in our own loop rather than ``model.generate`` so that no logits processor from a checkpoint's
+``generation_config`` (top-k, repetition penalty, ...) can change the distribution the recorded log-probs
+describe: logits / temperature → log-softmax → sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resrl.rollout.policy import Generation, SamplingParams, per_prompt
+
+
+class HFPolicy:
+    """A transformers model as a policy.
+
+    ``model_or_path`` is a local checkpoint directory or an already built ``PreTrainedModel``. When the trainer
+    passes its own module, :meth:`update_weights` has nothing to do (the weights are shared by design).
+    """
+
+    def __init__(
+        self,
+        model_or_path: Any,
+        tokenizer: Any = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if isinstance(model_or_path, str | Path):
+            self.model = AutoModelForCausalLM.from_pretrained(str(model_or_path), dtype=dtype or torch.float32)
+            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model_or_path))
+        else:
+            if tokenizer is None:
+                raise ValueError("pass the tokenizer along with a model object")
+            self.model, self.tokenizer = model_or_path, tokenizer
+        self.device = torch.device(device) if device else next(self.model.parameters()).device
+        self.model.to(self.device)
+        self.batch_size = batch_size
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Copy tensors into the model by name (a no-op in effect when they already are its parameters)."""
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, tensor in named_tensors:
+                if name not in params:
+                    raise KeyError(f"the policy model has no parameter {name!r}")
+                if params[name].data_ptr() != tensor.data_ptr():
+                    params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingParams | Sequence[SamplingParams]
+    ) -> list[Generation]:
+        """Sample one continuation per prompt, in batches of ``batch_size``."""
+        params = per_prompt(sampling, len(prompts))
+        out: list[Generation] = []
+        for start in range(0, len(prompts), self.batch_size):
+            out += self._generate_batch(
+                prompts[start : start + self.batch_size], params[start : start + self.batch_size]
+            )
+        return out
+
+    @torch.no_grad()
+    def _generate_batch(self, prompts: list[list[int]], params: list[SamplingParams]) -> list[Generation]:
+        if any(not p for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        n, dev = len(prompts), self.device
+        width = max(len(p) for p in prompts)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((n, width), dtype=torch.long)
+        for i, p in enumerate(prompts):  # left padding keeps every row's next token in the last column
+            ids[i, width - len(p) :] = torch.tensor(p)
+            attn[i, width - len(p) :] = 1
+        ids, attn = ids.to(dev), attn.to(dev)
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        temps = torch.tensor([p.temperature for p in params], dtype=torch.float32, device=dev)
+        limits = torch.tensor([p.max_new_tokens for p in params], device=dev)
+        stops = [set() if p.ignore_stop else set(p.stop_ids) for p in params]
+        gen = torch.Generator(device=dev)
+        seed = params[0].seed
+        gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+
+        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
+        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        logps: list[list[float]] = [[] for _ in range(n)]
+        reasons: list[str | None] = [None] * n
+        for step in range(int(limits.max())):
+            logits = logits.float()
+            greedy = temps == 0
+            scaled = logits / torch.where(greedy, torch.ones_like(temps), temps)[:, None]
+            logp = torch.log_softmax(scaled, dim=-1)
+            sampled = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)
+            chosen = torch.where(greedy, logp.argmax(-1), sampled)
+            chosen_lp = logp.gather(1, chosen[:, None]).squeeze(1)
+            for i, (tok, lp) in enumerate(zip(chosen.tolist(), chosen_lp.tolist(), strict=True)):
+                if reasons[i] is not None:
+                    continue
+                tokens[i].append(tok)
+                logps[i].append(lp)
+                if tok in stops[i]:
+                    reasons[i] = "stop"
+                elif step + 1 >= int(limits[i]):
+                    reasons[i] = "length"
+            if all(r is not None for r in reasons):
+                break
+            attn = torch.cat([attn, torch.ones((n, 1), dtype=attn.dtype, device=dev)], dim=1)
+            pos = pos[:, -1:] + 1
+            out = self.model(
+                input_ids=chosen[:, None], attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True
+            )
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
+        return [
+            Generation(token_ids=t, logprobs=lp, finish_reason=r or "length")
+            for t, lp, r in zip(tokens, logps, reasons, strict=True)
+        ]
+
+
+@torch.no_grad()
+def score_logprobs(
+    model: Any,
+    prompt_ids: list[int],
+    response_ids: list[int],
+    temperature: float = 1.0,
+    device: str | torch.device | None = None,
+) -> list[float]:
+    """Log-probs of ``response_ids`` given ``prompt_ids`` under ``model`` (one forward pass) — for checking
+    recorded log-probs and for the trainer's reference."""
+    dev = torch.device(device) if device else next(model.parameters()).device
+    ids = torch.tensor([prompt_ids + response_ids], device=dev)
+    logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float() / max(temperature, 1e-8)
+    logp = torch.log_softmax(logits, dim=-1)
+    return logp.gather(1, ids[0, len(prompt_ids) :, None]).squeeze(1).tolist()

@@ -1,0 +1,82 @@
+"""The policy interface every backend implements, and ``load_policy("hf:PATH" | "vllm:PATH" | "openai:URL")``.
+
+A policy takes token ids and returns token ids: prompts are never re-tokenized, and the generated ids come
+back exactly as sampled, with the log-probability of each under the sampling temperature and no other logits
+processors (so at temperature 1 they equal a fresh forward pass; at temperature 0 — greedy — they are the
+temperature-1 log-probs of the chosen tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+from pydantic import BaseModel, Field
+
+FinishReason = Literal["stop", "length"]
+
+
+class SamplingParams(BaseModel):
+    """How to sample one generation. ``stop_ids`` end a turn (the stop token is kept in the output)."""
+
+    temperature: float = Field(1.0, ge=0.0)
+    max_new_tokens: int = Field(256, ge=1)
+    stop_ids: list[int] = Field(default_factory=list)
+    seed: int | None = None
+    ignore_stop: bool = False  # for benchmarks: generate exactly max_new_tokens
+
+
+class Generation(BaseModel):
+    """One sampled continuation: ids exactly as sampled, their log-probs, and why it ended."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: FinishReason
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What the collector needs from a model."""
+
+    tokenizer: Any
+
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingParams | Sequence[SamplingParams]
+    ) -> list[Generation]:
+        """One generation per prompt; ``sampling`` is shared or given per prompt."""
+        ...
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Load new weights (names as in the HF model's ``state_dict``)."""
+        ...
+
+
+def per_prompt(sampling: SamplingParams | Sequence[SamplingParams], n: int) -> list[SamplingParams]:
+    """``sampling`` as one object per prompt."""
+    if isinstance(sampling, SamplingParams):
+        return [sampling] * n
+    items = list(sampling)
+    if len(items) != n:
+        raise ValueError(f"got {len(items)} sampling params for {n} prompts")
+    return items
+
+
+def load_policy(spec: str, **kwargs: Any) -> Policy:
+    """A policy from ``hf:PATH``, ``vllm:PATH`` or ``openai:URL`` (``URL`` is the server's ``/v1`` base)."""
+    kind, sep, target = spec.partition(":")
+    if not sep or not target:
+        raise ValueError(f"policy spec {spec!r} must look like hf:PATH, vllm:PATH or openai:URL")
+    if kind == "hf":
+        from resrl.rollout.hf import HFPolicy
+
+        return HFPolicy(target, **kwargs)
+    if kind == "vllm":
+        from resrl.rollout.vllm_engine import VLLMPolicy
+
+        return VLLMPolicy(target, **kwargs)
+    if kind == "openai":
+        from resrl.rollout.openai_server import OpenAIPolicy
+
+        return OpenAIPolicy(target, **kwargs)
+    raise ValueError(f"unknown policy backend {kind!r} in {spec!r}; choose hf, vllm or openai")
