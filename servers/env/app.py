@@ -160,4 +160,15 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             manager.get(session_id)  # raises the typed 404
         return Closed(session_id=session_id)
 
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # the hosted ids are known only now: list them in the schema so clients and fuzzers see them
+        schema = build_openapi()
+        if envs.envs:
+            env_id = schema["components"]["schemas"]["CreateSession"]["properties"]["env_id"]
+            env_id["enum"] = sorted(e.id for e in envs.envs)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

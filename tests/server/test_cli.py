@@ -1,0 +1,48 @@
+"""``resrl serve env`` as a user starts it: a subprocess on loopback, driven through RemoteEnv."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+
+from resrl.client import RemoteEnv
+from tests.server.helpers import free_port, wait_until
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_serve_env_command_hosts_the_chosen_envs():
+    port = free_port()
+    cmd = [sys.executable, "-m", "resrl", "serve", "env", "--port", str(port), "--envs", "debug/*"]
+    proc = subprocess.Popen([*cmd, "--import", "resrl_servers.env.echo"], stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _up(url) or proc.poll() is not None, timeout_s=60)
+        assert proc.poll() is None, proc.stderr.read()
+        assert [e["id"] for e in httpx.get(f"{url}/v1/envs").json()["envs"]] == ["debug/echo"]
+        env = RemoteEnv(url, "debug/echo")
+        env.reset(seed=1)
+        env.step("hello")
+        assert env.step("done")[1] == 1.0
+        env.close()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_serve_env_rejects_an_unmatched_pattern():
+    proc = subprocess.run(
+        [sys.executable, "-m", "resrl", "serve", "env", "--envs", "nothing/*"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "no registered environment matches 'nothing/*'" in proc.stderr
