@@ -13,7 +13,7 @@ def __getattr__(name: str):
 
         return getattr(hf, name)
     if name == "VLLMPolicy":
-        from resrl.rollout.vllm_engine import VLLMPolicy
+        from resrl.rollout.vllm import VLLMPolicy
 
         return VLLMPolicy
     if name == "OpenAIPolicy":

@@ -72,7 +72,7 @@ def load_policy(spec: str, **kwargs: Any) -> Policy:
 
         return HFPolicy(target, **kwargs)
     if kind == "vllm":
-        from resrl.rollout.vllm_engine import VLLMPolicy
+        from resrl.rollout.vllm import VLLMPolicy
 
         return VLLMPolicy(target, **kwargs)
     if kind == "openai":
