@@ -51,10 +51,7 @@ WARM_MODULES = (
 
 def _world_traversable(path: str) -> bool:
     parts = os.path.abspath(path).split(os.sep)
-    for i in range(2, len(parts) + 1):
-        if not os.stat(os.sep.join(parts[:i]) or os.sep).st_mode & stat.S_IXOTH:
-            return False
-    return True
+    return all(os.stat(os.sep.join(parts[:i]) or os.sep).st_mode & stat.S_IXOTH for i in range(2, len(parts) + 1))
 
 
 # -- the harness: runs in the forked child, after isolation, before and around user code ------------------
@@ -131,10 +128,8 @@ def _exec_program(code, ns: dict) -> None:
 
 def _flush_quietly() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):  # a closed or broken stream must not decide the verdict
             stream.flush()
-        except Exception:  # a closed or broken stream must not decide the verdict
-            pass
 
 
 # -- the executor side ------------------------------------------------------------------------------------
@@ -154,10 +149,8 @@ class Executor:
         if self.is_root and not _world_traversable(self.stdlib):
             self.stdlib_view = self._expose_stdlib()
         for name in WARM_MODULES:  # imported once here, so jobs neither pay for nor need to read them
-            try:
+            with contextlib.suppress(ImportError):
                 __import__(name)
-            except ImportError:
-                pass
 
     def _expose_stdlib(self) -> str | None:
         """Bind-mount a stdlib that sits under a private directory (e.g. ~root/.pyenv) where the job uid can
@@ -357,20 +350,17 @@ class Executor:
                             break
                         bufs[f] += chunk
                 break
-        try:
-            os.killpg(pid, signal.SIGKILL)  # the group now; daemons that left it are killed by uid after the job
-        except (ProcessLookupError, PermissionError):
-            pass
+        # the group now; daemons that left it are killed by uid after the job
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
         _, wstatus = os.waitpid(pid, 0)
         for f in (out_r, err_r, v_r, pidfd):
             os.close(f)
         reports = []
         for line in bytes(bufs[v_r]).decode(errors="replace").splitlines():
             if line.startswith(token):  # anything else did not come from the harness
-                try:
+                with contextlib.suppress(ValueError):
                     reports.append(json.loads(line[len(token) :]))
-                except ValueError:
-                    pass
         out, err = bytes(bufs[out_r]), bytes(bufs[err_r])
         truncated = len(out) + len(err) > cap
         status, message = "ok", ""
@@ -461,7 +451,7 @@ def _values_equal(got, want, rel: float, abs_: float) -> bool:
     if isinstance(want, float) and isinstance(got, int | float) and not isinstance(got, bool):
         return got == want or math.isclose(got, want, rel_tol=rel, abs_tol=abs_)
     if isinstance(want, list) and isinstance(got, list):
-        return len(got) == len(want) and all(_values_equal(g, w, rel, abs_) for g, w in zip(got, want))
+        return len(got) == len(want) and all(_values_equal(g, w, rel, abs_) for g, w in zip(got, want, strict=False))
     if isinstance(want, dict) and isinstance(got, dict):
         return got.keys() == want.keys() and all(_values_equal(got[k], want[k], rel, abs_) for k in want)
     return type(got) is type(want) and got == want
@@ -475,7 +465,7 @@ def _compare(got: str, want: str, mode: str, t: dict) -> bool:
         return a == b
     if len(a) != len(b):
         return False
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x == y:
             continue
         try:
@@ -514,10 +504,7 @@ def _serve(reader, writer, executor: Executor) -> None:
             return
         request = json.loads(reader.read(struct.unpack(">I", header)[0]))
         try:
-            if request.get("op") == "health":
-                answer = executor.health()
-            else:
-                answer = executor.run(request["job"])
+            answer = executor.health() if request.get("op") == "health" else executor.run(request["job"])
         except Exception as exc:  # reported as infra_error: the fault is ours, not the program's
             answer = {"status": "infra_error", "message": f"{type(exc).__name__}: {exc}", "tests": []}
         data = json.dumps(answer).encode()
