@@ -118,12 +118,36 @@ def resrl_weights_packed(
         ``(weights, stats)``: (N,) weights — 1 for tokens of positive rollouts and of skipped groups, in
         [min_weight, 1] for negative tokens — and coverage statistics (plain Python numbers).
     """
-    _check_args(tokens, rows, group_ids, positive, rank, q_low, q_high, min_weight, max_pos_tokens, pca, niter)
-    if tokens.dtype in (torch.float16, torch.bfloat16):
-        tokens = tokens.float()  # quantiles and PCA need float32 resolution
-    n_tok, width = tokens.shape
-    device = tokens.device
-    weights = torch.ones(n_tok, dtype=tokens.dtype, device=device)
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must be (N, H), got shape {tuple(tokens.shape)}")
+    index = torch.arange(tokens.shape[0], device=tokens.device)
+    return _weights(
+        tokens, index, rows, group_ids, positive, rank, q_low, q_high, min_weight, max_pos_tokens, pca, seed, niter
+    )
+
+
+def _weights(
+    source: Tensor,
+    index: Tensor,
+    rows: Tensor,
+    group_ids: Tensor,
+    positive: Tensor,
+    rank: int,
+    q_low: float,
+    q_high: float,
+    min_weight: float,
+    max_pos_tokens: int,
+    pca: PcaMode,
+    seed: int,
+    niter: int,
+) -> tuple[Tensor, dict[str, Any]]:
+    """Weights for the N tokens ``source[index]`` (source: (M, H)); gathers only what each step needs."""
+    _check_args(source, index, rows, group_ids, positive, rank, q_low, q_high, min_weight, max_pos_tokens, pca, niter)
+    if source.dtype in (torch.float16, torch.bfloat16):
+        source = source.float()  # quantiles and PCA need float32 resolution
+    device = source.device
+    n_tok = index.numel()
+    weights = torch.ones(n_tok, dtype=source.dtype, device=device)
     _, group_of_row = torch.unique(group_ids, return_inverse=True)
     n_groups = int(group_of_row.max()) + 1 if group_of_row.numel() else 0
     tok_group = group_of_row[rows]
@@ -141,31 +165,69 @@ def resrl_weights_packed(
     keep = torch.nonzero(eligible).squeeze(1)
     pos_table, pos_valid = _subsample(pos_table[keep], pos_valid[keep], max_pos_tokens, seed)
     neg_table, neg_valid = neg_table[keep], neg_valid[keep]
-    normed = F.layer_norm(tokens, (width,), eps=_LN_EPS)
-
-    pmask = pos_valid.unsqueeze(-1).to(normed.dtype)
-    slab = normed[pos_table] * pmask  # (G, S, H), padding zeroed
-    n_sel = pos_valid.sum(1)
-    mean = slab.sum(1, keepdim=True) / n_sel.view(-1, 1, 1).to(normed.dtype)
-    slab.sub_(mean).mul_(pmask)  # centred in place; padding rows stay exactly zero
-    k_group = torch.clamp(n_sel - 1, max=min(rank, width))
-    k_max = int(k_group.max())
-    basis = _top_directions(slab, k_max, pca, seed, niter)
-    del slab
-    basis = basis * (torch.arange(k_max, device=device) < k_group.unsqueeze(1)).unsqueeze(1).to(basis.dtype)
-
-    # R = (|z-mu|^2 - |V^T (z-mu)|^2) / H without building projections: one (N, H) x (H, k+1) product.
-    neg = normed[neg_table]  # (G, N, H)
-    del normed
-    prod = neg @ torch.cat([basis, mean.mT], dim=2)
-    coords = prod[..., :k_max] - (mean @ basis)
-    sq = (neg * neg).sum(-1) - 2 * prod[..., k_max] + (mean * mean).sum(-1)
-    residual = (sq - (coords * coords).sum(-1)) / width
-    del neg, prod, coords
-
+    mean, basis = _positive_subspace(source, index, pos_table, pos_valid, rank, pca, seed, niter)
+    residual = _residual_energy(source, index, neg_table, mean, basis)
     group_w = _quantile_map(residual, neg_valid, q_low, q_high, min_weight)
     weights[neg_table[neg_valid]] = group_w[neg_valid]
     return weights, stats | _weight_stats(group_w[neg_valid], min_weight)
+
+
+def _gather(source: Tensor, index: Tensor, table: Tensor) -> Tensor:
+    """source rows for a (G, L) table of packed-token positions, as one contiguous (G, L, H) copy."""
+    return source.index_select(0, index[table.flatten()]).view(*table.shape, source.shape[1])
+
+
+def _positive_subspace(
+    source: Tensor,
+    index: Tensor,
+    table: Tensor,
+    valid: Tensor,
+    rank: int,
+    pca: PcaMode,
+    seed: int,
+    niter: int,
+) -> tuple[Tensor, Tensor]:
+    """Per group: the mean (G, 1, H) of the layer-normed positive tokens and the top directions (G, H, k).
+
+    Directions beyond a group's own cap min(rank, tokens - 1, H) are zero columns, so they project nothing.
+    """
+    width = source.shape[1]
+    slab = F.layer_norm(_gather(source, index, table), (width,), eps=_LN_EPS)
+    invalid = ~valid
+    slab[invalid] = 0.0  # padding rows: exactly zero, so they add nothing to sums or products
+    n_sel = valid.sum(1)
+    mean = slab.sum(1, keepdim=True) / n_sel.view(-1, 1, 1).to(slab.dtype)
+    slab.sub_(mean)
+    slab[invalid] = 0.0
+    k_group = torch.clamp(n_sel - 1, max=min(rank, width))
+    k_max = int(k_group.max())
+    basis = _top_directions(slab, k_max, pca, seed, niter)
+    keep = (torch.arange(k_max, device=source.device) < k_group.unsqueeze(1)).unsqueeze(1)
+    return mean, basis * keep.to(basis.dtype)
+
+
+def _residual_energy(source: Tensor, index: Tensor, table: Tensor, mean: Tensor, basis: Tensor) -> Tensor:
+    """R = (|z - mu|^2 - |V^T (z - mu)|^2) / H for each (G, L) negative token, z its layer-normed vector.
+
+    The layer norm is folded into one (L, H) x (H, k + 1) product on the raw rows — z = (x - m) / s — so neither
+    normalised copies nor projections (L, H) are ever built.
+    """
+    width = source.shape[1]
+    raw = _gather(source, index, table)
+    sq_norm = torch.linalg.vector_norm(raw, dim=-1).square()
+    ones = torch.ones_like(mean.mT)
+    prod = raw @ torch.cat([basis, mean.mT, ones], dim=2)  # (G, L, k + 2): [V^T x, x . mu, sum x]
+    del raw
+    k = basis.shape[2]
+    m = prod[..., k + 1 :] / width
+    var = (sq_norm.unsqueeze(-1) / width - m * m).clamp_min(0.0)
+    inv_s = torch.rsqrt(var + _LN_EPS)
+    ones_proj = torch.cat([basis.sum(1, keepdim=True), mean.sum(-1, keepdim=True)], dim=2)  # 1^T [V, mu]
+    z_proj = (prod[..., : k + 1] - m * ones_proj) * inv_s  # [V^T z, z . mu]
+    coords = z_proj[..., :k] - mean @ basis
+    z_sq = width * var.squeeze(-1) * inv_s.squeeze(-1) ** 2
+    centred_sq = z_sq - 2 * z_proj[..., k] + (mean * mean).sum(-1)
+    return (centred_sq - (coords * coords).sum(-1)) / width
 
 
 def _quantile_map(residual: Tensor, valid: Tensor, q_low: float, q_high: float, min_weight: float) -> Tensor:
@@ -204,7 +266,8 @@ def _weight_stats(w: Tensor, min_weight: float) -> dict[str, Any]:
 
 
 def _check_args(
-    tokens: Tensor,
+    source: Tensor,
+    index: Tensor,
     rows: Tensor,
     group_ids: Tensor,
     positive: Tensor,
@@ -216,12 +279,10 @@ def _check_args(
     pca: str,
     niter: int,
 ) -> None:
-    if tokens.dim() != 2:
-        raise ValueError(f"tokens must be (N, H), got shape {tuple(tokens.shape)}")
-    if not tokens.is_floating_point():
-        raise ValueError(f"hidden states must be floating point, got {tokens.dtype}")
-    if rows.shape != (tokens.shape[0],):
-        raise ValueError(f"rows must be (N,)={tokens.shape[0]}, got {tuple(rows.shape)}")
+    if not source.is_floating_point():
+        raise ValueError(f"hidden states must be floating point, got {source.dtype}")
+    if rows.shape != index.shape:
+        raise ValueError(f"rows must be (N,)={tuple(index.shape)}, got {tuple(rows.shape)}")
     if group_ids.dim() != 1 or positive.shape != group_ids.shape:
         raise ValueError(
             f"group_ids and positive must both be (B,), got {tuple(group_ids.shape)} and {tuple(positive.shape)}"
@@ -269,21 +330,23 @@ def resrl_token_weights(
     if hidden.dim() != 3 or mask.shape != hidden.shape[:2]:
         raise ValueError(f"hidden must be (B, T, H) and mask (B, T); got {tuple(hidden.shape)}, {tuple(mask.shape)}")
     mask = mask.to(torch.bool)
-    rows, cols = torch.nonzero(mask, as_tuple=True)
-    packed, _ = resrl_weights_packed(
-        hidden[rows, cols],
-        rows,
+    batch, length, width = hidden.shape
+    flat = torch.nonzero(mask.flatten()).squeeze(1)
+    packed, _ = _weights(
+        hidden.reshape(batch * length, width),  # a view when hidden is contiguous: nothing is copied up front
+        flat,
+        flat // length,
         group_ids,
         positive,
-        rank=rank,
-        q_low=q_low,
-        q_high=q_high,
-        min_weight=min_weight,
-        max_pos_tokens=max_pos_tokens,
-        pca=pca,
-        seed=seed,
-        niter=niter,
+        rank,
+        q_low,
+        q_high,
+        min_weight,
+        max_pos_tokens,
+        pca,
+        seed,
+        niter,
     )
-    out = torch.ones(mask.shape, dtype=packed.dtype, device=hidden.device)
-    out[rows, cols] = packed
-    return out
+    out = torch.ones(batch * length, dtype=packed.dtype, device=hidden.device)
+    out[flat] = packed
+    return out.view(batch, length)
