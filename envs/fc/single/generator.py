@@ -8,14 +8,17 @@ gives the same tasks: every random choice comes from one ``random.Random`` seede
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import random
 from collections.abc import Callable
 from typing import Any
 
 from resrl_envs.fc.single.checker import OMIT
+from resrl_envs.fc.single.drawing import Draw, Side, listing
 from resrl_envs.fc.single.pools import pool
-from resrl_envs.fc.single.recipes import RECIPES, Draw, Recipe, Side, listing
+from resrl_envs.fc.single.recipes import RECIPES, Recipe
 
 from resrl import Task
 from resrl.core.task import Split
@@ -43,6 +46,12 @@ def _frames(split: str) -> tuple[list[str], list[Callable[[list[str]], str]]]:
             for i, p in enumerate(parts)
         ),
     ]
+
+
+@functools.cache
+def _schema(name: str) -> dict[str, Any]:
+    # Building a schema through pydantic costs ~1 ms; tasks reuse a few dozen, so build each once.
+    return RECIPES[name].tool.schema()
 
 
 def _capital(text: str) -> str:
@@ -90,18 +99,18 @@ class _Builder:
         pool_ = [r for r in self.recipes if r.tool.name not in exclude and r.domain != domain_free]
         return self.rng.sample(pool_, min(k, len(pool_)))
 
-    def build(self) -> tuple[str, list[Recipe], list[tuple[Recipe, Draw]]] | None:
-        """(user prompt, offered tools, expected calls), or None when this draw must be retried."""
+    def build(self) -> tuple[str, list[Recipe], list[tuple[Recipe, Draw]], list[str]] | None:
+        """(user prompt, offered tools, expected calls, requested domains), or None to retry this draw."""
         rng = self.rng
         calls: list[tuple[Recipe, Draw]] = []
         if self.category == "irrelevance":
             if rng.random() < 0.25:
                 clause, offered = self.side.pick("no_tool_request"), self._others(set(), rng.randint(1, 3))
-            else:
-                recipe = rng.choice(self.recipes)
-                clause = recipe.draw(self.side).text
-                offered = self._others({recipe.tool.name}, rng.randint(1, 3), domain_free=recipe.domain)
-            return self._frame([clause]), offered, []
+                return self._frame([clause]), offered, [], []
+            recipe = rng.choice(self.recipes)
+            clause = recipe.draw(self.side).text
+            offered = self._others({recipe.tool.name}, rng.randint(1, 3), domain_free=recipe.domain)
+            return self._frame([clause]), offered, [], [recipe.domain]
         if self.category in ("simple", "multiple"):
             recipe = rng.choice(self.recipes)
             calls = [(recipe, recipe.draw(self.side))]
@@ -133,7 +142,7 @@ class _Builder:
                 offered += self._others({r.tool.name for r in chosen}, 1)
             rng.shuffle(calls)
         rng.shuffle(offered)
-        return self._frame([d.text for _, d in calls]), offered, calls
+        return self._frame([d.text for _, d in calls]), offered, calls, sorted({r.domain for r, _ in calls})
 
     def _frame(self, clauses: list[str]) -> str:
         one, many = _frames(self.split)
@@ -163,7 +172,7 @@ def generate(category: str, env_id: str, split: Split, n: int, seed: int) -> lis
         built = builder.build()
         if built is None or built[0] in seen:
             continue
-        prompt, offered, calls = built
+        prompt, offered, calls, domains = built
         seen.add(prompt)
         tasks.append(
             Task(
@@ -171,12 +180,13 @@ def generate(category: str, env_id: str, split: Split, n: int, seed: int) -> lis
                 env_id=env_id,
                 split=split,
                 messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}],
-                tools=[r.tool.schema() for r in offered],
+                tools=[copy.deepcopy(_schema(r.tool.name)) for r in offered],
                 answer=[possible_answer(r, d) for r, d in calls],
                 metadata={
                     "category": category,
                     "families": sorted({r.family for r in offered}),
                     "expected_tools": [r.tool.name for r, _ in calls],
+                    "requested_domains": domains,
                 },
             )
         )
