@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from resrl.core.registry import register
-
 from resrl_envs.fc.multi.engine import MultiTurnFCEnv, variants
+
+from resrl.core.registry import register
 
 VARIANT_NOTES = {
     "base": "",

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import random
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
 
 from resrl.core.task import Split
 from resrl.core.tools import ToolError, tool
 
-from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
-
 ACCOUNTS = ("checking", "savings", "travel", "emergency", "household", "holiday", "business", "college")
-PAYEES = ("Acme Power", "City Water", "Northwind Telecom", "Globex Insurance", "Initech Gym", "Umbrella Rent",
-          "Stark Internet", "Wayne Heating", "Hooli Cloud", "Soylent Foods")
+PAYEES = (
+    "Acme Power",
+    "City Water",
+    "Northwind Telecom",
+    "Globex Insurance",
+    "Initech Gym",
+    "Umbrella Rent",
+    "Stark Internet",
+    "Wayne Heating",
+    "Hooli Cloud",
+    "Soylent Foods",
+)
 PRICES = {"ACME": 12, "GLBX": 30, "INIT": 7, "STRK": 55, "WAYN": 41, "HOOL": 23, "UMBR": 9, "SOYL": 16}
 
 
@@ -28,10 +37,10 @@ class Transaction(BaseModel):
 class Bank(DomainState):
     """Balances in whole dollars, the transaction log, saved payees and stock holdings."""
 
-    balances: dict[str, int] = {}
-    transactions: list[Transaction] = []
-    payees: list[str] = []
-    holdings: dict[str, int] = {}
+    balances: dict[str, int] = Field(default_factory=dict)
+    transactions: list[Transaction] = Field(default_factory=list)
+    payees: list[str] = Field(default_factory=list)
+    holdings: dict[str, int] = Field(default_factory=dict)
     brokerage_cash: int = 0
 
     def _account(self, name: str) -> None:
@@ -182,26 +191,41 @@ class Bank(DomainState):
 
 
 T = {
-    "balance": (["What's the balance of my {a} account?", "How much is in {a}?"],
-                ["Check how much money sits in {a}.", "Tell me my {a} balance."]),
-    "deposit": (["Deposit ${n} into {a}.", "Put ${n} in my {a} account."],
-                ["Add ${n} to {a}, it's a cash deposit.", "I'm depositing ${n} to {a}."]),
-    "transfer": (["Transfer ${n} from {a} to {b}.", "Move ${n} from my {a} account into {b}."],
-                 ["Shift ${n} over from {a} to {b}.", "Send ${n} out of {a} and into {b}."]),
-    "transfer_missing": (["Transfer some money from {a} to {b}.", "Move funds from {a} into {b}."],
-                         ["Shift money over from {a} to {b}.", "Send part of {a} into {b}."]),
+    "balance": (
+        ["What's the balance of my {a} account?", "How much is in {a}?"],
+        ["Check how much money sits in {a}.", "Tell me my {a} balance."],
+    ),
+    "deposit": (
+        ["Deposit ${n} into {a}.", "Put ${n} in my {a} account."],
+        ["Add ${n} to {a}, it's a cash deposit.", "I'm depositing ${n} to {a}."],
+    ),
+    "transfer": (
+        ["Transfer ${n} from {a} to {b}.", "Move ${n} from my {a} account into {b}."],
+        ["Shift ${n} over from {a} to {b}.", "Send ${n} out of {a} and into {b}."],
+    ),
+    "transfer_missing": (
+        ["Transfer some money from {a} to {b}.", "Move funds from {a} into {b}."],
+        ["Shift money over from {a} to {b}.", "Send part of {a} into {b}."],
+    ),
     "transfer_supply": (["Make it ${n}.", "The amount is ${n}."], ["${n}, please.", "Use ${n}."]),
-    "history": (["Show the last {k} transactions on {a}.", "List my {k} most recent {a} transactions."],
-                ["What were the latest {k} movements in {a}?", "Pull up {k} recent entries for {a}."]),
-    "bill": (["Pay {p} ${n} from {a}.", "Settle the {p} bill of ${n} using {a}."],
-             ["Use {a} to send {p} ${n}.", "I owe {p} ${n}; pay it out of {a}."]),
-    "bill_missing": (["Pay {p} ${n}.", "Settle the {p} bill of ${n}."],
-                     ["Send {p} ${n}.", "I owe {p} ${n}; pay it."]),
+    "history": (
+        ["Show the last {k} transactions on {a}.", "List my {k} most recent {a} transactions."],
+        ["What were the latest {k} movements in {a}?", "Pull up {k} recent entries for {a}."],
+    ),
+    "bill": (
+        ["Pay {p} ${n} from {a}.", "Settle the {p} bill of ${n} using {a}."],
+        ["Use {a} to send {p} ${n}.", "I owe {p} ${n}; pay it out of {a}."],
+    ),
+    "bill_missing": (["Pay {p} ${n}.", "Settle the {p} bill of ${n}."], ["Send {p} ${n}.", "I owe {p} ${n}; pay it."]),
     "bill_supply": (["Take it from {a}.", "Use the {a} account."], ["Out of {a}.", "Charge {a}."]),
-    "buy": (["Buy {k} shares of {s}.", "Purchase {k} {s} shares."],
-            ["Get me {k} shares in {s}.", "Add {k} shares of {s} to my portfolio."]),
-    "sell": (["Sell {k} of my {s} shares.", "Sell {k} shares of {s}."],
-             ["Offload {k} {s} shares.", "Dump {k} shares of {s}."]),
+    "buy": (
+        ["Buy {k} shares of {s}.", "Purchase {k} {s} shares."],
+        ["Get me {k} shares in {s}.", "Add {k} shares of {s} to my portfolio."],
+    ),
+    "sell": (
+        ["Sell {k} of my {s} shares.", "Sell {k} shares of {s}."],
+        ["Offload {k} {s} shares.", "Dump {k} shares of {s}."],
+    ),
     "price": (["What does one {s} share cost?", "Quote me {s}."], ["Price of {s}?", "How much is {s} trading at?"]),
 }
 
@@ -236,8 +260,11 @@ def op_transfer(b: Builder) -> TurnSpec | None:
 
 def op_history(b: Builder) -> TurnSpec:
     a, k = b.rng.choice(sorted(b.state.balances)), b.rng.randint(2, 5)
-    return TurnSpec(user=b.say("history", a=a, k=k), calls=[call("recent_transactions", account=a, limit=k)],
-                    closing="Those are the latest transactions.")
+    return TurnSpec(
+        user=b.say("history", a=a, k=k),
+        calls=[call("recent_transactions", account=a, limit=k)],
+        closing="Those are the latest transactions.",
+    )
 
 
 def op_bill(b: Builder) -> TurnSpec | None:
@@ -247,8 +274,13 @@ def op_bill(b: Builder) -> TurnSpec | None:
         return None
     calls = [] if p in b.state.payees else [call("add_payee", name=p)]
     calls.append(call("pay_bill", payee=p, amount=n, from_account=a))
-    return TurnSpec(user=b.say("bill", p=p, n=n, a=a), calls=calls, closing=f"Paid {p}.",
-                    missing_user=b.say("bill_missing", p=p, n=n), supply=b.say("bill_supply", a=a))
+    return TurnSpec(
+        user=b.say("bill", p=p, n=n, a=a),
+        calls=calls,
+        closing=f"Paid {p}.",
+        missing_user=b.say("bill_missing", p=p, n=n),
+        supply=b.say("bill_supply", a=a),
+    )
 
 
 def op_buy(b: Builder) -> TurnSpec | None:
@@ -279,8 +311,10 @@ class BankingEnv(MultiTurnFCEnv):
     tags = ("function-calling", "multi-turn", "banking")
     domain = "banking"
     state_cls = Bank
-    system_prompt = ("You are a banking assistant with tools for the user's accounts and brokerage. Amounts are "
-                     "whole dollars. Ask when a required detail is missing; say so when no tool can help.")
+    system_prompt = (
+        "You are a banking assistant with tools for the user's accounts and brokerage. Amounts are "
+        "whole dollars. Ask when a required detail is missing; say so when no tool can help."
+    )
     templates = T
     ops = (op_balance, op_deposit, op_transfer, op_history, op_bill, op_buy, op_sell, op_price)
 

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import random
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
 
 from resrl.core.task import Split
 from resrl.core.tools import ToolError, tool
 
-from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
-
-TITLES = ("Budget review", "Team standup", "Dentist", "Yoga class", "1:1 with manager", "Design critique",
-          "Client call", "Lunch with Sam", "Sprint planning", "Parent meeting", "Code review", "Gym session",
-          "Board sync", "Coffee chat", "Hiring panel", "Book club")
+TITLES = (
+    "Budget review",
+    "Team standup",
+    "Dentist",
+    "Yoga class",
+    "1:1 with manager",
+    "Design critique",
+    "Client call",
+    "Lunch with Sam",
+    "Sprint planning",
+    "Parent meeting",
+    "Code review",
+    "Gym session",
+    "Board sync",
+    "Coffee chat",
+    "Hiring panel",
+    "Book club",
+)
 PEOPLE = ("ana", "ben", "carla", "dev", "eli", "fay", "gus", "hiro", "isla", "jake", "kim", "liam")
 DATES = tuple(f"2026-03-{d:02d}" for d in range(2, 28))
 DAY_START, DAY_END = 8, 18
@@ -27,13 +41,13 @@ class Event(BaseModel):
     date: str
     start_hour: int
     hours: int
-    attendees: list[str] = []
+    attendees: list[str] = Field(default_factory=list)
 
 
 class Calendar(DomainState):
     """The user's events (working hours 8–18) and the next event id."""
 
-    events: list[Event] = []
+    events: list[Event] = Field(default_factory=list)
     next_id: int = 1
 
     def _event(self, event_id: int) -> Event:
@@ -61,8 +75,9 @@ class Calendar(DomainState):
         Args:
             date: the day, as YYYY-MM-DD.
         """
-        return [e.model_dump(exclude={"date"}) for e in sorted(self.events, key=lambda e: e.start_hour)
-                if e.date == date]
+        return [
+            e.model_dump(exclude={"date"}) for e in sorted(self.events, key=lambda e: e.start_hour) if e.date == date
+        ]
 
     @tool
     def get_event(self, event_id: int) -> dict[str, object]:
@@ -166,37 +181,57 @@ class Calendar(DomainState):
 
 
 T = {
-    "create": (["Schedule '{title}' on {date} at {h}:00 for {n} hour(s).", "Book '{title}' for {date}, {h}:00, "
-                "{n}h."],
-               ["Put '{title}' in my calendar: {date} starting {h}:00, lasting {n} hour(s).",
-                "Add an event '{title}' on {date} from {h}:00 ({n}h)."]),
-    "create_missing": (["Schedule '{title}' on {date} for {n} hour(s).", "Book '{title}' for {date}, {n}h."],
-                       ["Put '{title}' in my calendar on {date}, lasting {n} hour(s).",
-                        "Add an event '{title}' on {date} ({n}h)."]),
+    "create": (
+        ["Schedule '{title}' on {date} at {h}:00 for {n} hour(s).", "Book '{title}' for {date}, {h}:00, {n}h."],
+        [
+            "Put '{title}' in my calendar: {date} starting {h}:00, lasting {n} hour(s).",
+            "Add an event '{title}' on {date} from {h}:00 ({n}h).",
+        ],
+    ),
+    "create_missing": (
+        ["Schedule '{title}' on {date} for {n} hour(s).", "Book '{title}' for {date}, {n}h."],
+        ["Put '{title}' in my calendar on {date}, lasting {n} hour(s).", "Add an event '{title}' on {date} ({n}h)."],
+    ),
     "create_supply": (["Start it at {h}:00.", "At {h}:00 please."], ["{h}:00 works.", "Make it start at {h}."]),
-    "first_free": (["Find the first free {n}-hour slot on {date} and book '{title}' there.",
-                    "Put '{title}' ({n}h) in the earliest free spot on {date}."],
-                   ["When am I first free for {n} hour(s) on {date}? Schedule '{title}' then.",
-                    "Slot '{title}' into my first open {n} hour(s) on {date}."]),
-    "cancel": (["Cancel '{title}' on {date}.", "Remove the '{title}' event from {date}."],
-               ["Drop '{title}' on {date} from my calendar.", "'{title}' on {date} is off; delete it."]),
-    "move": (["Move '{title}' on {date} to {new} at {h}:00.", "Reschedule '{title}' ({date}) to {new}, {h}:00."],
-             ["Shift '{title}' from {date} to {new} starting {h}:00.", "Push '{title}' on {date} over to {new} at "
-              "{h}."]),
-    "invite": (["Invite {who} to '{title}' on {date}.", "Add {who} to the '{title}' event on {date}."],
-               ["{who} should join '{title}' on {date}.", "Put {who} on the guest list of '{title}' ({date})."]),
-    "uninvite": (["Remove {who} from '{title}' on {date}.", "Uninvite {who} from '{title}' on {date}."],
-                 ["{who} won't attend '{title}' on {date}; take them off.", "Drop {who} from '{title}' ({date})."]),
-    "rename": (["Rename '{title}' on {date} to '{new}'.", "Call the '{title}' event on {date} '{new}' instead."],
-               ["Retitle '{title}' ({date}) as '{new}'.", "'{title}' on {date} should be named '{new}'."]),
-    "agenda": (["What's on my calendar on {date}?", "List my events for {date}."],
-               ["Show me {date}'s schedule.", "What do I have going on {date}?"]),
+    "first_free": (
+        [
+            "Find the first free {n}-hour slot on {date} and book '{title}' there.",
+            "Put '{title}' ({n}h) in the earliest free spot on {date}.",
+        ],
+        [
+            "When am I first free for {n} hour(s) on {date}? Schedule '{title}' then.",
+            "Slot '{title}' into my first open {n} hour(s) on {date}.",
+        ],
+    ),
+    "cancel": (
+        ["Cancel '{title}' on {date}.", "Remove the '{title}' event from {date}."],
+        ["Drop '{title}' on {date} from my calendar.", "'{title}' on {date} is off; delete it."],
+    ),
+    "move": (
+        ["Move '{title}' on {date} to {new} at {h}:00.", "Reschedule '{title}' ({date}) to {new}, {h}:00."],
+        ["Shift '{title}' from {date} to {new} starting {h}:00.", "Push '{title}' on {date} over to {new} at {h}."],
+    ),
+    "invite": (
+        ["Invite {who} to '{title}' on {date}.", "Add {who} to the '{title}' event on {date}."],
+        ["{who} should join '{title}' on {date}.", "Put {who} on the guest list of '{title}' ({date})."],
+    ),
+    "uninvite": (
+        ["Remove {who} from '{title}' on {date}.", "Uninvite {who} from '{title}' on {date}."],
+        ["{who} won't attend '{title}' on {date}; take them off.", "Drop {who} from '{title}' ({date})."],
+    ),
+    "rename": (
+        ["Rename '{title}' on {date} to '{new}'.", "Call the '{title}' event on {date} '{new}' instead."],
+        ["Retitle '{title}' ({date}) as '{new}'.", "'{title}' on {date} should be named '{new}'."],
+    ),
+    "agenda": (
+        ["What's on my calendar on {date}?", "List my events for {date}."],
+        ["Show me {date}'s schedule.", "What do I have going on {date}?"],
+    ),
 }
 
 
 def _event(b: Builder) -> Event | None:
-    events = [e for e in b.state.events
-              if sum(x.title == e.title and x.date == e.date for x in b.state.events) == 1]
+    events = [e for e in b.state.events if sum(x.title == e.title and x.date == e.date for x in b.state.events) == 1]
     return b.rng.choice(events) if events else None
 
 
@@ -210,11 +245,13 @@ def op_create(b: Builder) -> TurnSpec | None:
     h = _free_hour(b, date, n)
     if h is None:
         return None
-    return TurnSpec(user=b.say("create", title=title, date=date, h=h, n=n),
-                    calls=[call("create_event", title=title, date=date, start_hour=h, hours=n)],
-                    closing=f"'{title}' is on your calendar.",
-                    missing_user=b.say("create_missing", title=title, date=date, n=n),
-                    supply=b.say("create_supply", h=h))
+    return TurnSpec(
+        user=b.say("create", title=title, date=date, h=h, n=n),
+        calls=[call("create_event", title=title, date=date, start_hour=h, hours=n)],
+        closing=f"'{title}' is on your calendar.",
+        missing_user=b.say("create_missing", title=title, date=date, n=n),
+        supply=b.say("create_supply", h=h),
+    )
 
 
 def op_first_free(b: Builder) -> TurnSpec | None:
@@ -224,9 +261,13 @@ def op_first_free(b: Builder) -> TurnSpec | None:
     free = [h for h in range(DAY_START, DAY_END - n + 1) if not b.state._busy(date, h, n)]
     if not free:
         return None
-    return TurnSpec(user=b.say("first_free", title=title, date=date, n=n),
-                    calls=[call("find_free_slot", date=date, hours=n),
-                           call("create_event", title=title, date=date, start_hour=free[0], hours=n)])
+    return TurnSpec(
+        user=b.say("first_free", title=title, date=date, n=n),
+        calls=[
+            call("find_free_slot", date=date, hours=n),
+            call("create_event", title=title, date=date, start_hour=free[0], hours=n),
+        ],
+    )
 
 
 def _lookup(b: Builder, key: str, **fields: object) -> tuple[Event, str, list] | None:
@@ -253,9 +294,11 @@ def op_move(b: Builder) -> TurnSpec | None:
     h = _free_hour(b, new, event.hours, ignore=event.id)
     if h is None or (new, h) == (event.date, event.start_hour):
         return None
-    return TurnSpec(user=b.say("move", title=event.title, date=event.date, new=new, h=h),
-                    calls=[call("list_events", date=event.date),
-                           call("move_event", event_id=event.id, date=new, start_hour=h)], closing="Moved.")
+    return TurnSpec(
+        user=b.say("move", title=event.title, date=event.date, new=new, h=h),
+        calls=[call("list_events", date=event.date), call("move_event", event_id=event.id, date=new, start_hour=h)],
+        closing="Moved.",
+    )
 
 
 def op_invite(b: Builder) -> TurnSpec | None:
@@ -264,8 +307,9 @@ def op_invite(b: Builder) -> TurnSpec | None:
     if found is None or who in found[0].attendees:
         return None
     event, text, calls = found
-    return TurnSpec(user=text, calls=[*calls, call("add_attendee", event_id=event.id, person=who)],
-                    closing=f"{who} is invited.")
+    return TurnSpec(
+        user=text, calls=[*calls, call("add_attendee", event_id=event.id, person=who)], closing=f"{who} is invited."
+    )
 
 
 def op_uninvite(b: Builder) -> TurnSpec | None:
@@ -273,9 +317,10 @@ def op_uninvite(b: Builder) -> TurnSpec | None:
     if event is None or not event.attendees:
         return None
     who = b.rng.choice(event.attendees)
-    return TurnSpec(user=b.say("uninvite", who=who, title=event.title, date=event.date),
-                    calls=[call("list_events", date=event.date),
-                           call("remove_attendee", event_id=event.id, person=who)])
+    return TurnSpec(
+        user=b.say("uninvite", who=who, title=event.title, date=event.date),
+        calls=[call("list_events", date=event.date), call("remove_attendee", event_id=event.id, person=who)],
+    )
 
 
 def op_rename(b: Builder) -> TurnSpec | None:
@@ -290,8 +335,11 @@ def op_rename(b: Builder) -> TurnSpec | None:
 def op_agenda(b: Builder) -> TurnSpec:
     dates = sorted({e.date for e in b.state.events}) or [b.pick(DATES)]
     date = b.rng.choice(dates)
-    return TurnSpec(user=b.say("agenda", date=date), calls=[call("list_events", date=date)],
-                    closing=f"That's your schedule for {date}.")
+    return TurnSpec(
+        user=b.say("agenda", date=date),
+        calls=[call("list_events", date=date)],
+        closing=f"That's your schedule for {date}.",
+    )
 
 
 class CalendarEnv(MultiTurnFCEnv):
@@ -301,8 +349,10 @@ class CalendarEnv(MultiTurnFCEnv):
     tags = ("function-calling", "multi-turn", "calendar")
     domain = "calendar"
     state_cls = Calendar
-    system_prompt = ("You manage the user's calendar with the tools (dates YYYY-MM-DD, whole hours 8-18). Ask "
-                     "when a required detail is missing; say so when no tool can do it.")
+    system_prompt = (
+        "You manage the user's calendar with the tools (dates YYYY-MM-DD, whole hours 8-18). Ask "
+        "when a required detail is missing; say so when no tool can do it."
+    )
     templates = T
     ops = (op_create, op_first_free, op_cancel, op_move, op_invite, op_uninvite, op_rename, op_agenda)
 
@@ -313,6 +363,16 @@ class CalendarEnv(MultiTurnFCEnv):
         for title in rng.sample(split_pool(TITLES, split), 4):
             date, hours = rng.choice(dates), rng.randint(1, 2)
             free = [h for h in range(DAY_START, DAY_END - hours + 1) if not cal._busy(date, h, hours)]
-            cal.create_event(title=title, date=date, start_hour=rng.choice(free), hours=hours)
-            cal.events[-1].attendees = rng.sample(split_pool(PEOPLE, split), rng.randint(0, 2))
+            attendees = rng.sample(split_pool(PEOPLE, split), rng.randint(0, 2))
+            cal.events.append(
+                Event(
+                    id=cal.next_id,
+                    title=title,
+                    date=date,
+                    start_hour=rng.choice(free),
+                    hours=hours,
+                    attendees=attendees,
+                )
+            )
+            cal.next_id += 1
         return cal

@@ -9,6 +9,8 @@ equals the state the gold program reaches from the same start and every gold cal
 
 from __future__ import annotations
 
+import copy
+import inspect
 import random
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
@@ -31,6 +33,17 @@ CANNOT_CLOSING = "I can't do that with the tools I have right now."
 _SCHEMAS: dict[type, dict[str, dict[str, Any]]] = {}
 
 
+_CLASS_TOOLS: dict[type, dict[str, Tool]] = {}
+
+
+def _class_tools(cls: type) -> dict[str, Tool]:
+    """The unbound ``@tool`` members of a state class, by tool name (looked up once per class)."""
+    if cls not in _CLASS_TOOLS:
+        found = (inspect.getattr_static(cls, attr, None) for attr in dir(cls))
+        _CLASS_TOOLS[cls] = {t.name: t for t in found if isinstance(t, Tool)}
+    return _CLASS_TOOLS[cls]
+
+
 class DomainState(BaseModel):
     """Base of a domain's state: the pydantic fields are the state, the ``@tool`` methods act on it."""
 
@@ -39,14 +52,27 @@ class DomainState(BaseModel):
     @classmethod
     def tool_names(cls) -> list[str]:
         """Names of every tool the domain defines."""
-        return sorted(cls.tool_schemas())
+        return sorted(_class_tools(cls))
+
+    def bound_tools(self) -> ToolSet:
+        """This state's tools, bound to it.
+
+        ``ToolSet.from_object`` rebuilds each tool's pydantic model on every bind; copying the class-level
+        tools and binding only the function keeps per-episode setup cheap (the model is shared, read-only).
+        """
+        tools = []
+        for unbound in _class_tools(type(self)).values():
+            bound = copy.copy(unbound)
+            bound.fn = unbound.fn.__get__(self, type(self))
+            tools.append(bound)
+        return ToolSet(tools)
 
     @classmethod
     def tool_schemas(cls) -> dict[str, dict[str, Any]]:
         """Every tool's OpenAI schema by name (built once per class: schema generation is not free)."""
         if cls not in _SCHEMAS:
-            tools = ToolSet.from_object(cls.model_construct()).tools
-            _SCHEMAS[cls] = {name: t.schema() for name, t in tools.items()}
+            schemas = ToolSet.from_object(cls.model_construct()).schemas()
+            _SCHEMAS[cls] = {s["function"]["name"]: s for s in schemas}
         return _SCHEMAS[cls]
 
 
@@ -178,7 +204,7 @@ class MultiTurnFCEnv(ChatEnv):
         state = cls.initial_state(rng, split)
         start = state.model_dump()
         builder = Builder(state, rng, split, cls.templates)
-        tools = ToolSet.from_object(state)
+        tools = state.bound_tools()
         specs: list[TurnSpec] = []
         for _ in range(rng.randint(2, 5)):
             for _attempt in range(20):
@@ -311,8 +337,8 @@ class MultiTurnFCEnv(ChatEnv):
         self.state = self.state_cls.model_validate(meta["initial_state"])
         self.gold_state = self.state_cls.model_validate(meta["initial_state"])
         # bound once per episode: the state object lives for the whole episode, and binding builds models
-        self.tools = ToolSet.from_object(self.state)
-        self.gold_tools = ToolSet.from_object(self.gold_state)
+        self.tools = self.state.bound_tools()
+        self.gold_tools = self.gold_state.bound_tools()
         self.gold_turns = [GoldTurn.model_validate(t) for t in task.answer["turns"]]
         self.user_turns: list[str] = list(meta["user_turns"])
         self.hidden: set[str] = set(meta.get("hidden_tools") or [])

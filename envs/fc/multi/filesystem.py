@@ -4,25 +4,69 @@ from __future__ import annotations
 
 import random
 
+from pydantic import Field
+from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
+
 from resrl.core.task import Split
 from resrl.core.tools import ToolError, tool
 
-from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
-
-FOLDERS = ("docs", "notes", "reports", "drafts", "archive", "photos", "music", "projects", "invoices", "letters",
-           "recipes", "scripts")
-STEMS = ("budget", "todo", "meeting", "ideas", "summary", "plan", "journal", "readme", "travel", "groceries",
-         "draft", "minutes", "checklist", "roadmap", "review", "contacts")
-WORDS = ("alpha", "bravo", "quarterly numbers", "call the bank", "ship it", "buy milk", "fix the bug",
-         "renew passport", "book dentist", "water plants", "pay rent", "update slides", "backup disk",
-         "send invoice", "walk dog", "read chapter")
+FOLDERS = (
+    "docs",
+    "notes",
+    "reports",
+    "drafts",
+    "archive",
+    "photos",
+    "music",
+    "projects",
+    "invoices",
+    "letters",
+    "recipes",
+    "scripts",
+)
+STEMS = (
+    "budget",
+    "todo",
+    "meeting",
+    "ideas",
+    "summary",
+    "plan",
+    "journal",
+    "readme",
+    "travel",
+    "groceries",
+    "draft",
+    "minutes",
+    "checklist",
+    "roadmap",
+    "review",
+    "contacts",
+)
+WORDS = (
+    "alpha",
+    "bravo",
+    "quarterly numbers",
+    "call the bank",
+    "ship it",
+    "buy milk",
+    "fix the bug",
+    "renew passport",
+    "book dentist",
+    "water plants",
+    "pay rent",
+    "update slides",
+    "backup disk",
+    "send invoice",
+    "walk dog",
+    "read chapter",
+)
 
 
 class FileSystem(DomainState):
     """Folders and files; paths are ``folder/name`` or a bare ``name`` at the root."""
 
-    folders: list[str] = []
-    files: dict[str, str] = {}
+    folders: list[str] = Field(default_factory=list)
+    files: dict[str, str] = Field(default_factory=dict)
 
     def _folder_of(self, path: str) -> str:
         return path.rsplit("/", 1)[0] if "/" in path else ""
@@ -160,30 +204,54 @@ class FileSystem(DomainState):
 
 
 T = {
-    "create": (["Create a file {path} containing '{content}'.", "Please make {path} with the text '{content}'."],
-               ["I need a new file at {path}; put '{content}' in it.", "Write '{content}' into a fresh file {path}."]),
-    "create_missing": (["Create a file {path} for me.", "Please make a new file {path}."],
-                       ["I need a new file at {path}.", "Set up a fresh file {path}, would you?"]),
-    "create_supply": (["Its content should be '{content}'.", "Put '{content}' in it."],
-                      ["The text is '{content}'.", "Fill it with '{content}'."]),
-    "append": (["Add the line '{line}' to {path}.", "Append '{line}' at the end of {path}."],
-               ["Tack '{line}' onto {path} as a new line.", "{path} needs one more line: '{line}'."]),
-    "move": (["Move {path} into the {folder} folder.", "Put {path} in {folder}/ please."],
-             ["Relocate {path} to the folder {folder}.", "File {path} belongs in {folder}; shift it there."]),
-    "move_missing": (["Move {path} into another folder.", "Put {path} somewhere else, in a folder."],
-                     ["Relocate {path} to a different folder.", "File {path} should go into a folder."]),
-    "move_supply": (["Use the {folder} folder.", "The folder is {folder}."],
-                    ["Into {folder}, please.", "Pick {folder}."]),
-    "copy": (["Make a backup copy of {path} named {dest}.", "Copy {path} to {dest}."],
-             ["Duplicate {path} as {dest}.", "I want {dest} to be a copy of {path}."]),
-    "delete": (["Delete {path}.", "Remove the file {path}."],
-               ["Get rid of {path}.", "Trash {path}, I no longer need it."]),
-    "read": (["What does {path} say?", "Show me the content of {path}."],
-             ["Read {path} out to me.", "Open {path} and tell me what is inside."]),
-    "count": (["How many lines does {path} have?", "Count the lines in {path}."],
-              ["Give me the line count of {path}.", "How long is {path}, in lines?"]),
-    "search": (["Which files mention '{query}'?", "Find every file containing '{query}'."],
-               ["Search all files for '{query}'.", "Where did I write '{query}'?"]),
+    "create": (
+        ["Create a file {path} containing '{content}'.", "Please make {path} with the text '{content}'."],
+        ["I need a new file at {path}; put '{content}' in it.", "Write '{content}' into a fresh file {path}."],
+    ),
+    "create_missing": (
+        ["Create a file {path} for me.", "Please make a new file {path}."],
+        ["I need a new file at {path}.", "Set up a fresh file {path}, would you?"],
+    ),
+    "create_supply": (
+        ["Its content should be '{content}'.", "Put '{content}' in it."],
+        ["The text is '{content}'.", "Fill it with '{content}'."],
+    ),
+    "append": (
+        ["Add the line '{line}' to {path}.", "Append '{line}' at the end of {path}."],
+        ["Tack '{line}' onto {path} as a new line.", "{path} needs one more line: '{line}'."],
+    ),
+    "move": (
+        ["Move {path} into the {folder} folder.", "Put {path} in {folder}/ please."],
+        ["Relocate {path} to the folder {folder}.", "File {path} belongs in {folder}; shift it there."],
+    ),
+    "move_missing": (
+        ["Move {path} into another folder.", "Put {path} somewhere else, in a folder."],
+        ["Relocate {path} to a different folder.", "File {path} should go into a folder."],
+    ),
+    "move_supply": (
+        ["Use the {folder} folder.", "The folder is {folder}."],
+        ["Into {folder}, please.", "Pick {folder}."],
+    ),
+    "copy": (
+        ["Make a backup copy of {path} named {dest}.", "Copy {path} to {dest}."],
+        ["Duplicate {path} as {dest}.", "I want {dest} to be a copy of {path}."],
+    ),
+    "delete": (
+        ["Delete {path}.", "Remove the file {path}."],
+        ["Get rid of {path}.", "Trash {path}, I no longer need it."],
+    ),
+    "read": (
+        ["What does {path} say?", "Show me the content of {path}."],
+        ["Read {path} out to me.", "Open {path} and tell me what is inside."],
+    ),
+    "count": (
+        ["How many lines does {path} have?", "Count the lines in {path}."],
+        ["Give me the line count of {path}.", "How long is {path}, in lines?"],
+    ),
+    "search": (
+        ["Which files mention '{query}'?", "Find every file containing '{query}'."],
+        ["Search all files for '{query}'.", "Where did I write '{query}'?"],
+    ),
 }
 
 
@@ -261,16 +329,18 @@ def op_read(b: Builder) -> TurnSpec | None:
     path = _existing(b)
     if path is None:
         return None
-    return TurnSpec(user=b.say("read", path=path), calls=[call("read_file", path=path)],
-                    closing=f"That is the content of {path}.")
+    return TurnSpec(
+        user=b.say("read", path=path), calls=[call("read_file", path=path)], closing=f"That is the content of {path}."
+    )
 
 
 def op_count(b: Builder) -> TurnSpec | None:
     path = _existing(b)
     if path is None:
         return None
-    return TurnSpec(user=b.say("count", path=path), calls=[call("count_lines", path=path)],
-                    closing="That is the line count.")
+    return TurnSpec(
+        user=b.say("count", path=path), calls=[call("count_lines", path=path)], closing="That is the line count."
+    )
 
 
 def op_search(b: Builder) -> TurnSpec | None:
@@ -278,8 +348,11 @@ def op_search(b: Builder) -> TurnSpec | None:
     if not texts:
         return None
     query = b.rng.choice(texts).split(" ")[0]
-    return TurnSpec(user=b.say("search", query=query), calls=[call("search_text", query=query)],
-                    closing="Those are the matching files.")
+    return TurnSpec(
+        user=b.say("search", query=query),
+        calls=[call("search_text", query=query)],
+        closing="Those are the matching files.",
+    )
 
 
 class FileSystemEnv(MultiTurnFCEnv):
@@ -289,8 +362,10 @@ class FileSystemEnv(MultiTurnFCEnv):
     tags = ("function-calling", "multi-turn", "filesystem")
     domain = "filesystem"
     state_cls = FileSystem
-    system_prompt = ("You are a file assistant. Use the tools to act on the user's files. When a request lacks "
-                     "a required detail, ask for it; when no tool can do it, say so.")
+    system_prompt = (
+        "You are a file assistant. Use the tools to act on the user's files. When a request lacks "
+        "a required detail, ask for it; when no tool can do it, say so."
+    )
     templates = T
     ops = (op_create, op_append, op_move, op_copy, op_delete, op_read, op_count, op_search)
 

@@ -4,19 +4,52 @@ from __future__ import annotations
 
 import random
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
 
 from resrl.core.task import Split
 from resrl.core.tools import ToolError, tool
 
-from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
-
-PEOPLE = ("alice", "bruno", "chen", "dara", "emeka", "farah", "goran", "hana", "ivan", "jun", "kofi", "lena",
-          "mateo", "nora", "omar", "priya", "quinn", "rosa", "sven", "tara")
-TEXTS = ("running late", "lunch at noon?", "see the attached plan", "call me back", "meeting moved to 3",
-         "happy birthday!", "thanks for the help", "where are the keys", "game tonight?", "the report is ready",
-         "can you review my PR", "flight landed", "dinner friday?", "send the invoice", "good luck today",
-         "parking is full")
+PEOPLE = (
+    "alice",
+    "bruno",
+    "chen",
+    "dara",
+    "emeka",
+    "farah",
+    "goran",
+    "hana",
+    "ivan",
+    "jun",
+    "kofi",
+    "lena",
+    "mateo",
+    "nora",
+    "omar",
+    "priya",
+    "quinn",
+    "rosa",
+    "sven",
+    "tara",
+)
+TEXTS = (
+    "running late",
+    "lunch at noon?",
+    "see the attached plan",
+    "call me back",
+    "meeting moved to 3",
+    "happy birthday!",
+    "thanks for the help",
+    "where are the keys",
+    "game tonight?",
+    "the report is ready",
+    "can you review my PR",
+    "flight landed",
+    "dinner friday?",
+    "send the invoice",
+    "good luck today",
+    "parking is full",
+)
 
 
 class Msg(BaseModel):
@@ -34,9 +67,9 @@ class Messenger(DomainState):
     """The user's account: contacts, every message in and out, and the block list."""
 
     me: str = "me"
-    contacts: list[str] = []
-    messages: list[Msg] = []
-    blocked: list[str] = []
+    contacts: list[str] = Field(default_factory=list)
+    messages: list[Msg] = Field(default_factory=list)
+    blocked: list[str] = Field(default_factory=list)
     next_id: int = 1
 
     def _msg(self, message_id: int) -> Msg:
@@ -89,7 +122,9 @@ class Messenger(DomainState):
         return [
             {"id": m.id, "sender": m.sender, "text": m.text, "read": m.read}
             for m in self.messages
-            if m.to == self.me and not m.archived and (not sender or m.sender == sender)
+            if m.to == self.me
+            and not m.archived
+            and (not sender or m.sender == sender)
             and not (unread_only and m.read)
         ]
 
@@ -159,28 +194,46 @@ class Messenger(DomainState):
 
 
 T = {
-    "send": (["Send {who} a message saying '{text}'.", "Text {who}: '{text}'."],
-             ["Message {who} with '{text}'.", "Let {who} know: '{text}'."]),
-    "send_missing": (["Send {who} a message.", "Text {who} for me."],
-                     ["I want to message {who}.", "Drop {who} a note."]),
+    "send": (
+        ["Send {who} a message saying '{text}'.", "Text {who}: '{text}'."],
+        ["Message {who} with '{text}'.", "Let {who} know: '{text}'."],
+    ),
+    "send_missing": (
+        ["Send {who} a message.", "Text {who} for me."],
+        ["I want to message {who}.", "Drop {who} a note."],
+    ),
     "send_supply": (["Say '{text}'.", "The message is '{text}'."], ["Write '{text}'.", "Tell them '{text}'."]),
-    "new_contact": (["Add {who} to my contacts and send them '{text}'.", "Save {who} as a contact, then text "
-                     "them '{text}'."],
-                    ["{who} isn't in my contacts yet: add them and message '{text}'.",
-                     "Put {who} in contacts and tell them '{text}'."]),
-    "read_from": (["Open the latest message from {who}.", "What did {who} last write to me?"],
-                  ["Read me {who}'s newest message.", "Show the most recent note from {who}."]),
-    "archive_from": (["Archive every message from {who}.", "Clear {who}'s messages out of my inbox into the "
-                      "archive."],
-                     ["Move all of {who}'s messages to the archive.", "File away everything {who} sent me."]),
-    "delete_keyword": (["Delete the message that says '{text}'.", "Remove the '{text}' message."],
-                       ["Erase the message with the text '{text}'.", "Get rid of the '{text}' message."]),
-    "block": (["Block {who}.", "I don't want to hear from {who}; block them."],
-              ["Put {who} on my block list.", "Stop {who} from reaching me."]),
-    "unblock": (["Unblock {who}.", "Take {who} off the block list."],
-                ["Lift the block on {who}.", "I'm fine with {who} again; unblock them."]),
-    "unread": (["Do I have unread messages?", "List my unread messages."],
-               ["Anything new I haven't read?", "Show unread messages only."]),
+    "new_contact": (
+        ["Add {who} to my contacts and send them '{text}'.", "Save {who} as a contact, then text them '{text}'."],
+        [
+            "{who} isn't in my contacts yet: add them and message '{text}'.",
+            "Put {who} in contacts and tell them '{text}'.",
+        ],
+    ),
+    "read_from": (
+        ["Open the latest message from {who}.", "What did {who} last write to me?"],
+        ["Read me {who}'s newest message.", "Show the most recent note from {who}."],
+    ),
+    "archive_from": (
+        ["Archive every message from {who}.", "Clear {who}'s messages out of my inbox into the archive."],
+        ["Move all of {who}'s messages to the archive.", "File away everything {who} sent me."],
+    ),
+    "delete_keyword": (
+        ["Delete the message that says '{text}'.", "Remove the '{text}' message."],
+        ["Erase the message with the text '{text}'.", "Get rid of the '{text}' message."],
+    ),
+    "block": (
+        ["Block {who}.", "I don't want to hear from {who}; block them."],
+        ["Put {who} on my block list.", "Stop {who} from reaching me."],
+    ),
+    "unblock": (
+        ["Unblock {who}.", "Take {who} off the block list."],
+        ["Lift the block on {who}.", "I'm fine with {who} again; unblock them."],
+    ),
+    "unread": (
+        ["Do I have unread messages?", "List my unread messages."],
+        ["Anything new I haven't read?", "Show unread messages only."],
+    ),
 }
 
 
@@ -193,9 +246,13 @@ def op_send(b: Builder) -> TurnSpec | None:
     if not choices:
         return None
     who, text = b.rng.choice(sorted(choices)), b.pick(TEXTS)
-    return TurnSpec(user=b.say("send", who=who, text=text), calls=[call("send_message", to=who, text=text)],
-                    closing=f"Sent to {who}.", missing_user=b.say("send_missing", who=who),
-                    supply=b.say("send_supply", text=text))
+    return TurnSpec(
+        user=b.say("send", who=who, text=text),
+        calls=[call("send_message", to=who, text=text)],
+        closing=f"Sent to {who}.",
+        missing_user=b.say("send_missing", who=who),
+        supply=b.say("send_supply", text=text),
+    )
 
 
 def op_new_contact(b: Builder) -> TurnSpec | None:
@@ -203,8 +260,10 @@ def op_new_contact(b: Builder) -> TurnSpec | None:
     if not fresh:
         return None
     who, text = b.rng.choice(fresh), b.pick(TEXTS)
-    return TurnSpec(user=b.say("new_contact", who=who, text=text),
-                    calls=[call("add_contact", username=who), call("send_message", to=who, text=text)])
+    return TurnSpec(
+        user=b.say("new_contact", who=who, text=text),
+        calls=[call("add_contact", username=who), call("send_message", to=who, text=text)],
+    )
 
 
 def op_read_from(b: Builder) -> TurnSpec | None:
@@ -213,9 +272,11 @@ def op_read_from(b: Builder) -> TurnSpec | None:
         return None
     who = b.rng.choice(senders)
     last = [m for m in b.state.messages if m.sender == who and m.to == b.state.me and not m.archived][-1]
-    return TurnSpec(user=b.say("read_from", who=who),
-                    calls=[call("inbox", sender=who), call("read_message", message_id=last.id)],
-                    closing=f"That was {who}'s latest message.")
+    return TurnSpec(
+        user=b.say("read_from", who=who),
+        calls=[call("inbox", sender=who), call("read_message", message_id=last.id)],
+        closing=f"That was {who}'s latest message.",
+    )
 
 
 def op_archive_from(b: Builder) -> TurnSpec | None:
@@ -224,8 +285,10 @@ def op_archive_from(b: Builder) -> TurnSpec | None:
         return None
     who = b.rng.choice(senders)
     ids = [m.id for m in b.state.messages if m.sender == who and m.to == b.state.me and not m.archived]
-    return TurnSpec(user=b.say("archive_from", who=who),
-                    calls=[call("inbox", sender=who)] + [call("archive_message", message_id=i) for i in ids])
+    return TurnSpec(
+        user=b.say("archive_from", who=who),
+        calls=[call("inbox", sender=who)] + [call("archive_message", message_id=i) for i in ids],
+    )
 
 
 def op_delete_keyword(b: Builder) -> TurnSpec | None:
@@ -235,8 +298,10 @@ def op_delete_keyword(b: Builder) -> TurnSpec | None:
         return None
     text = b.rng.choice(unique)
     target = next(m.id for m in b.state.messages if m.text == text)
-    return TurnSpec(user=b.say("delete_keyword", text=text),
-                    calls=[call("search_messages", keyword=text), call("delete_message", message_id=target)])
+    return TurnSpec(
+        user=b.say("delete_keyword", text=text),
+        calls=[call("search_messages", keyword=text), call("delete_message", message_id=target)],
+    )
 
 
 def op_block(b: Builder) -> TurnSpec | None:
@@ -244,8 +309,9 @@ def op_block(b: Builder) -> TurnSpec | None:
     if not options:
         return None
     who = b.rng.choice(options)
-    return TurnSpec(user=b.say("block", who=who), calls=[call("block_user", username=who)],
-                    closing=f"{who} is blocked.")
+    return TurnSpec(
+        user=b.say("block", who=who), calls=[call("block_user", username=who)], closing=f"{who} is blocked."
+    )
 
 
 def op_unblock(b: Builder) -> TurnSpec | None:
@@ -256,8 +322,9 @@ def op_unblock(b: Builder) -> TurnSpec | None:
 
 
 def op_unread(b: Builder) -> TurnSpec:
-    return TurnSpec(user=b.say("unread"), calls=[call("inbox", unread_only=True)],
-                    closing="Those are your unread messages.")
+    return TurnSpec(
+        user=b.say("unread"), calls=[call("inbox", unread_only=True)], closing="Those are your unread messages."
+    )
 
 
 class MessagingEnv(MultiTurnFCEnv):
@@ -267,11 +334,12 @@ class MessagingEnv(MultiTurnFCEnv):
     tags = ("function-calling", "multi-turn", "messaging")
     domain = "messaging"
     state_cls = Messenger
-    system_prompt = ("You are a messaging assistant acting for the user (username 'me'). Use the tools; ask "
-                     "when a required detail is missing; say so when no tool can do what is asked.")
+    system_prompt = (
+        "You are a messaging assistant acting for the user (username 'me'). Use the tools; ask "
+        "when a required detail is missing; say so when no tool can do what is asked."
+    )
     templates = T
-    ops = (op_send, op_new_contact, op_read_from, op_archive_from, op_delete_keyword, op_block, op_unblock,
-           op_unread)
+    ops = (op_send, op_new_contact, op_read_from, op_archive_from, op_delete_keyword, op_block, op_unblock, op_unread)
 
     @classmethod
     def initial_state(cls, rng: random.Random, split: Split) -> Messenger:

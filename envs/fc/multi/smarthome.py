@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import random
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
 
 from resrl.core.task import Split
 from resrl.core.tools import ToolError, tool
 
-from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
-
-ROOMS = ("kitchen", "bedroom", "living room", "office", "garage", "hallway", "bathroom", "porch", "attic",
-         "nursery", "basement", "den")
+ROOMS = (
+    "kitchen",
+    "bedroom",
+    "living room",
+    "office",
+    "garage",
+    "hallway",
+    "bathroom",
+    "porch",
+    "attic",
+    "nursery",
+    "basement",
+    "den",
+)
 KINDS = ("light", "thermostat", "lock", "speaker")
 SCENES = ("movie night", "good morning", "away", "dinner", "reading", "party", "bedtime", "focus")
 
@@ -31,8 +42,8 @@ class Device(BaseModel):
 class Home(DomainState):
     """Devices by name and scenes (name → the device names a scene turns on)."""
 
-    devices: dict[str, Device] = {}
-    scenes: dict[str, list[str]] = {}
+    devices: dict[str, Device] = Field(default_factory=dict)
+    scenes: dict[str, list[str]] = Field(default_factory=dict)
 
     def _device(self, name: str, kind: str | None = None) -> Device:
         if name not in self.devices:
@@ -49,8 +60,11 @@ class Home(DomainState):
         Args:
             room: the room to list; empty for the whole home.
         """
-        return [{"name": d.name, "kind": d.kind, "room": d.room}
-                for d in self.devices.values() if not room or d.room == room]
+        return [
+            {"name": d.name, "kind": d.kind, "room": d.room}
+            for d in self.devices.values()
+            if not room or d.room == room
+        ]
 
     @tool
     def device_status(self, name: str) -> dict[str, object]:
@@ -175,24 +189,38 @@ class Home(DomainState):
 T = {
     "on": (["Turn on the {d}.", "Switch the {d} on."], ["Power up the {d}.", "I want the {d} running."]),
     "off": (["Turn off the {d}.", "Switch the {d} off."], ["Shut the {d} down.", "Kill the {d}."]),
-    "dim": (["Set the {d} to {n}% brightness.", "Dim the {d} to {n}%."],
-            ["Make the {d} {n} percent bright.", "Bring the {d} to {n}% light."]),
-    "dim_missing": (["Change the brightness of the {d}.", "Dim the {d}."],
-                    ["Adjust how bright the {d} is.", "The {d} needs a different brightness."]),
+    "dim": (
+        ["Set the {d} to {n}% brightness.", "Dim the {d} to {n}%."],
+        ["Make the {d} {n} percent bright.", "Bring the {d} to {n}% light."],
+    ),
+    "dim_missing": (
+        ["Change the brightness of the {d}.", "Dim the {d}."],
+        ["Adjust how bright the {d} is.", "The {d} needs a different brightness."],
+    ),
     "dim_supply": (["{n}%.", "Make it {n} percent."], ["Use {n}%.", "{n} percent, please."]),
-    "temp": (["Set the {d} to {n} degrees.", "Heat with the {d} to {n}°C."],
-             ["Make the {d} aim for {n}°C.", "Target {n} degrees on the {d}."]),
-    "temp_missing": (["Change the {d}'s temperature.", "Adjust the {d}."],
-                     ["The {d} needs a new target.", "Set a different temperature on the {d}."]),
+    "temp": (
+        ["Set the {d} to {n} degrees.", "Heat with the {d} to {n}°C."],
+        ["Make the {d} aim for {n}°C.", "Target {n} degrees on the {d}."],
+    ),
+    "temp_missing": (
+        ["Change the {d}'s temperature.", "Adjust the {d}."],
+        ["The {d} needs a new target.", "Set a different temperature on the {d}."],
+    ),
     "temp_supply": (["{n} degrees.", "Use {n}°C."], ["Go with {n}.", "{n} degrees Celsius."]),
-    "room_off": (["Turn everything off in the {room}.", "Switch off all devices in the {room}."],
-                 ["Power down the whole {room}.", "Nothing in the {room} should stay on."]),
+    "room_off": (
+        ["Turn everything off in the {room}.", "Switch off all devices in the {room}."],
+        ["Power down the whole {room}.", "Nothing in the {room} should stay on."],
+    ),
     "lock": (["Lock the {d}.", "Make sure the {d} is locked."], ["Secure the {d}.", "Bolt the {d}."]),
     "unlock": (["Unlock the {d}.", "Open the {d} lock."], ["Release the {d}.", "Let people in: unlock the {d}."]),
-    "volume": (["Set the {d} volume to {n}.", "Volume {n} on the {d}."],
-               ["Put the {d} at volume {n}.", "Make the {d} play at {n}."]),
-    "scene": (["Save a scene '{s}' with {names}, then activate it.", "Create scene '{s}' ({names}) and run it."],
-              ["Make a '{s}' scene of {names} and start it now.", "Set up '{s}' with {names}; turn it on."]),
+    "volume": (
+        ["Set the {d} volume to {n}.", "Volume {n} on the {d}."],
+        ["Put the {d} at volume {n}.", "Make the {d} play at {n}."],
+    ),
+    "scene": (
+        ["Save a scene '{s}' with {names}, then activate it.", "Create scene '{s}' ({names}) and run it."],
+        ["Make a '{s}' scene of {names} and start it now.", "Set up '{s}' with {names}; turn it on."],
+    ),
     "status": (["What's the status of the {d}?", "Is the {d} on?"], ["Check the {d}.", "How is the {d} set?"]),
 }
 
@@ -218,8 +246,12 @@ def op_dim(b: Builder) -> TurnSpec | None:
     if name is None:
         return None
     n = b.rng.randint(1, 19) * 5
-    return TurnSpec(user=b.say("dim", d=name, n=n), calls=[call("set_brightness", name=name, percent=n)],
-                    missing_user=b.say("dim_missing", d=name), supply=b.say("dim_supply", n=n))
+    return TurnSpec(
+        user=b.say("dim", d=name, n=n),
+        calls=[call("set_brightness", name=name, percent=n)],
+        missing_user=b.say("dim_missing", d=name),
+        supply=b.say("dim_supply", n=n),
+    )
 
 
 def op_temp(b: Builder) -> TurnSpec | None:
@@ -227,8 +259,12 @@ def op_temp(b: Builder) -> TurnSpec | None:
     if name is None:
         return None
     n = b.rng.randint(16, 26)
-    return TurnSpec(user=b.say("temp", d=name, n=n), calls=[call("set_temperature", name=name, celsius=n)],
-                    missing_user=b.say("temp_missing", d=name), supply=b.say("temp_supply", n=n))
+    return TurnSpec(
+        user=b.say("temp", d=name, n=n),
+        calls=[call("set_temperature", name=name, celsius=n)],
+        missing_user=b.say("temp_missing", d=name),
+        supply=b.say("temp_supply", n=n),
+    )
 
 
 def op_volume(b: Builder) -> TurnSpec | None:
@@ -245,9 +281,11 @@ def op_room_off(b: Builder) -> TurnSpec | None:
         return None
     room = b.rng.choice(rooms)
     on = [n for n, d in b.state.devices.items() if d.room == room and d.on]
-    return TurnSpec(user=b.say("room_off", room=room),
-                    calls=[call("list_devices", room=room)] + [call("turn_off", name=n) for n in on],
-                    closing=f"Everything in the {room} is off.")
+    return TurnSpec(
+        user=b.say("room_off", room=room),
+        calls=[call("list_devices", room=room)] + [call("turn_off", name=n) for n in on],
+        closing=f"Everything in the {room} is off.",
+    )
 
 
 def op_scene(b: Builder) -> TurnSpec | None:
@@ -255,15 +293,18 @@ def op_scene(b: Builder) -> TurnSpec | None:
     if scene in b.state.scenes or len(b.state.devices) < 2:
         return None
     names = sorted(b.rng.sample(sorted(b.state.devices), 2))
-    return TurnSpec(user=b.say("scene", s=scene, names=" and ".join(names)),
-                    calls=[call("save_scene", scene=scene, devices=names), call("activate_scene", scene=scene)],
-                    closing=f"Scene '{scene}' is on.")
+    return TurnSpec(
+        user=b.say("scene", s=scene, names=" and ".join(names)),
+        calls=[call("save_scene", scene=scene, devices=names), call("activate_scene", scene=scene)],
+        closing=f"Scene '{scene}' is on.",
+    )
 
 
 def op_status(b: Builder) -> TurnSpec | None:
     name = _device(b)
-    return TurnSpec(user=b.say("status", d=name), calls=[call("device_status", name=name)],
-                    closing="That's its current state.")
+    return TurnSpec(
+        user=b.say("status", d=name), calls=[call("device_status", name=name)], closing="That's its current state."
+    )
 
 
 class SmartHomeEnv(MultiTurnFCEnv):
@@ -273,11 +314,23 @@ class SmartHomeEnv(MultiTurnFCEnv):
     tags = ("function-calling", "multi-turn", "smarthome")
     domain = "smarthome"
     state_cls = Home
-    system_prompt = ("You control the user's smart home with the tools. Ask when a required detail is missing; "
-                     "say so when no tool can do it.")
+    system_prompt = (
+        "You control the user's smart home with the tools. Ask when a required detail is missing; "
+        "say so when no tool can do it."
+    )
     templates = T
-    ops = (_simple("on", "turn_on"), _simple("off", "turn_off"), op_dim, op_temp, op_volume, op_room_off,
-           _simple("lock", "lock", "lock"), _simple("unlock", "unlock", "lock"), op_scene, op_status)
+    ops = (
+        _simple("on", "turn_on"),
+        _simple("off", "turn_off"),
+        op_dim,
+        op_temp,
+        op_volume,
+        op_room_off,
+        _simple("lock", "lock", "lock"),
+        _simple("unlock", "unlock", "lock"),
+        op_scene,
+        op_status,
+    )
 
     @classmethod
     def initial_state(cls, rng: random.Random, split: Split) -> Home:
@@ -285,8 +338,17 @@ class SmartHomeEnv(MultiTurnFCEnv):
         for room in rng.sample(split_pool(ROOMS, split), 3):
             for kind in rng.sample(KINDS, 2):
                 name = f"{room} {kind}"
-                level = {"light": rng.randint(0, 10) * 10, "thermostat": rng.randint(17, 23),
-                         "speaker": rng.randint(0, 10) * 10}.get(kind, 0)
-                devices[name] = Device(name=name, kind=kind, room=room, on=rng.random() < 0.5, level=level,
-                                       locked=kind == "lock" and rng.random() < 0.5)
+                level = {
+                    "light": rng.randint(0, 10) * 10,
+                    "thermostat": rng.randint(17, 23),
+                    "speaker": rng.randint(0, 10) * 10,
+                }.get(kind, 0)
+                devices[name] = Device(
+                    name=name,
+                    kind=kind,
+                    room=room,
+                    on=rng.random() < 0.5,
+                    level=level,
+                    locked=kind == "lock" and rng.random() < 0.5,
+                )
         return Home(devices=devices)

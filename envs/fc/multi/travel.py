@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import random
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
 
 from resrl.core.task import Split
 from resrl.core.tools import ToolError, tool
 
-from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
-
-CITIES = ("Lisbon", "Oslo", "Madrid", "Vienna", "Prague", "Dublin", "Athens", "Warsaw", "Zurich", "Helsinki",
-          "Porto", "Milan", "Seville", "Krakow", "Bergen", "Lyon")
-TRAVELERS = ("Ada Byron", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov", "Ken Thompson",
-             "Frances Allen", "Donald Knuth", "Radia Perlman", "John Backus")
+CITIES = (
+    "Lisbon",
+    "Oslo",
+    "Madrid",
+    "Vienna",
+    "Prague",
+    "Dublin",
+    "Athens",
+    "Warsaw",
+    "Zurich",
+    "Helsinki",
+    "Porto",
+    "Milan",
+    "Seville",
+    "Krakow",
+    "Bergen",
+    "Lyon",
+)
+TRAVELERS = (
+    "Ada Byron",
+    "Alan Turing",
+    "Grace Hopper",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Ken Thompson",
+    "Frances Allen",
+    "Donald Knuth",
+    "Radia Perlman",
+    "John Backus",
+)
 DATES = tuple(f"2026-05-{d:02d}" for d in range(1, 29))
 SEATS = ("1A", "2C", "3F", "7D", "10B", "12A", "14E", "21C", "22F", "30A")
 BAG_FEE = 25
@@ -55,9 +80,9 @@ class Booking(BaseModel):
 class Travel(DomainState):
     """The catalogue, the user's bookings and the travel wallet balance (dollars)."""
 
-    flights: list[Flight] = []
-    hotels: list[Hotel] = []
-    bookings: list[Booking] = []
+    flights: list[Flight] = Field(default_factory=list)
+    hotels: list[Hotel] = Field(default_factory=list)
+    bookings: list[Booking] = Field(default_factory=list)
     wallet: int = 0
     next_booking: int = 1
 
@@ -183,33 +208,62 @@ class Travel(DomainState):
 
 
 T = {
-    "flight": (["Book the cheapest flight from {o} to {d} on {date} for {who}.",
-                "Find flights {o} to {d} on {date} and book the cheapest one for {who}."],
-               ["{who} needs to get from {o} to {d} on {date}; reserve the lowest fare.",
-                "Get {who} on the least expensive {o}-{d} flight, {date}."]),
-    "flight_missing": (["Book the cheapest flight from {o} to {d} for {who}.",
-                        "Find flights {o} to {d} and book the cheapest one for {who}."],
-                       ["{who} needs to get from {o} to {d}; reserve the lowest fare.",
-                        "Get {who} on the least expensive {o}-{d} flight."]),
+    "flight": (
+        [
+            "Book the cheapest flight from {o} to {d} on {date} for {who}.",
+            "Find flights {o} to {d} on {date} and book the cheapest one for {who}.",
+        ],
+        [
+            "{who} needs to get from {o} to {d} on {date}; reserve the lowest fare.",
+            "Get {who} on the least expensive {o}-{d} flight, {date}.",
+        ],
+    ),
+    "flight_missing": (
+        [
+            "Book the cheapest flight from {o} to {d} for {who}.",
+            "Find flights {o} to {d} and book the cheapest one for {who}.",
+        ],
+        [
+            "{who} needs to get from {o} to {d}; reserve the lowest fare.",
+            "Get {who} on the least expensive {o}-{d} flight.",
+        ],
+    ),
     "flight_supply": (["Travel date is {date}.", "On {date}."], ["The day is {date}.", "Make it {date}."]),
-    "hotel": (["Book the cheapest hotel in {c} for {who}, {n} nights.",
-               "Reserve {n} nights at the lowest-priced hotel in {c} for {who}."],
-              ["{who} needs a bed in {c} for {n} nights; take the cheapest hotel.",
-               "Cheapest place in {c}, {n} nights, guest {who}."]),
-    "hotel_missing": (["Book the cheapest hotel in {c} for {who}.", "Reserve the lowest-priced hotel in {c} for "
-                       "{who}."],
-                      ["{who} needs a bed in {c}; take the cheapest hotel.", "Cheapest place in {c}, guest {who}."]),
+    "hotel": (
+        [
+            "Book the cheapest hotel in {c} for {who}, {n} nights.",
+            "Reserve {n} nights at the lowest-priced hotel in {c} for {who}.",
+        ],
+        [
+            "{who} needs a bed in {c} for {n} nights; take the cheapest hotel.",
+            "Cheapest place in {c}, {n} nights, guest {who}.",
+        ],
+    ),
+    "hotel_missing": (
+        ["Book the cheapest hotel in {c} for {who}.", "Reserve the lowest-priced hotel in {c} for {who}."],
+        ["{who} needs a bed in {c}; take the cheapest hotel.", "Cheapest place in {c}, guest {who}."],
+    ),
     "hotel_supply": (["{n} nights.", "For {n} nights."], ["Stay is {n} nights.", "{n} nights, please."]),
-    "seat": (["Put {who} in seat {seat} on booking {bk}.", "Choose seat {seat} for booking {bk}."],
-             ["Seat {seat} please, booking {bk}.", "I'd like {seat} on {bk}."]),
-    "bags": (["Add {n} checked bag(s) to {bk}.", "Booking {bk} needs {n} bag(s)."],
-             ["Include {n} suitcase(s) on {bk}.", "Check in {n} bag(s) for booking {bk}."]),
-    "cancel": (["Cancel booking {bk}.", "Please cancel {bk} and refund me."],
-               ["Call off reservation {bk}.", "I no longer need {bk}; cancel it."]),
-    "wallet": (["How much is left in my travel wallet?", "What's my wallet balance?"],
-               ["Check my travel funds.", "How much travel money do I have?"]),
-    "trips": (["List all my bookings.", "What have I booked so far?"],
-              ["Show my reservations.", "Which trips do I have?"]),
+    "seat": (
+        ["Put {who} in seat {seat} on booking {bk}.", "Choose seat {seat} for booking {bk}."],
+        ["Seat {seat} please, booking {bk}.", "I'd like {seat} on {bk}."],
+    ),
+    "bags": (
+        ["Add {n} checked bag(s) to {bk}.", "Booking {bk} needs {n} bag(s)."],
+        ["Include {n} suitcase(s) on {bk}.", "Check in {n} bag(s) for booking {bk}."],
+    ),
+    "cancel": (
+        ["Cancel booking {bk}.", "Please cancel {bk} and refund me."],
+        ["Call off reservation {bk}.", "I no longer need {bk}; cancel it."],
+    ),
+    "wallet": (
+        ["How much is left in my travel wallet?", "What's my wallet balance?"],
+        ["Check my travel funds.", "How much travel money do I have?"],
+    ),
+    "trips": (
+        ["List all my bookings.", "What have I booked so far?"],
+        ["Show my reservations.", "Which trips do I have?"],
+    ),
 }
 
 
@@ -219,17 +273,24 @@ def _flight_bookings(b: Builder) -> list[Booking]:
 
 def op_flight(b: Builder) -> TurnSpec | None:
     f = b.rng.choice(b.state.flights)
-    options = sorted((x for x in b.state.flights if (x.origin, x.destination, x.date) ==
-                      (f.origin, f.destination, f.date)), key=lambda x: (x.price, x.id))
+    options = sorted(
+        (x for x in b.state.flights if (x.origin, x.destination, x.date) == (f.origin, f.destination, f.date)),
+        key=lambda x: (x.price, x.id),
+    )
     if options[0].price > b.state.wallet:
         return None
     who = b.pick(TRAVELERS)
     fields = {"o": f.origin, "d": f.destination, "who": who}
-    return TurnSpec(user=b.say("flight", date=f.date, **fields),
-                    calls=[call("search_flights", origin=f.origin, destination=f.destination, date=f.date),
-                           call("book_flight", flight_id=options[0].id, traveler=who)],
-                    closing="Your flight is booked.", missing_user=b.say("flight_missing", **fields),
-                    supply=b.say("flight_supply", date=f.date))
+    return TurnSpec(
+        user=b.say("flight", date=f.date, **fields),
+        calls=[
+            call("search_flights", origin=f.origin, destination=f.destination, date=f.date),
+            call("book_flight", flight_id=options[0].id, traveler=who),
+        ],
+        closing="Your flight is booked.",
+        missing_user=b.say("flight_missing", **fields),
+        supply=b.say("flight_supply", date=f.date),
+    )
 
 
 def op_hotel(b: Builder) -> TurnSpec | None:
@@ -238,11 +299,13 @@ def op_hotel(b: Builder) -> TurnSpec | None:
     n, who = b.rng.randint(1, 4), b.pick(TRAVELERS)
     if cheapest.nightly * n > b.state.wallet:
         return None
-    return TurnSpec(user=b.say("hotel", c=city, who=who, n=n),
-                    calls=[call("search_hotels", city=city),
-                           call("book_hotel", hotel_id=cheapest.id, traveler=who, nights=n)],
-                    closing="The hotel is booked.", missing_user=b.say("hotel_missing", c=city, who=who),
-                    supply=b.say("hotel_supply", n=n))
+    return TurnSpec(
+        user=b.say("hotel", c=city, who=who, n=n),
+        calls=[call("search_hotels", city=city), call("book_hotel", hotel_id=cheapest.id, traveler=who, nights=n)],
+        closing="The hotel is booked.",
+        missing_user=b.say("hotel_missing", c=city, who=who),
+        supply=b.say("hotel_supply", n=n),
+    )
 
 
 def op_seat(b: Builder) -> TurnSpec | None:
@@ -250,8 +313,10 @@ def op_seat(b: Builder) -> TurnSpec | None:
     if not flights:
         return None
     bk, seat = b.rng.choice(flights), b.pick(SEATS)
-    return TurnSpec(user=b.say("seat", who=bk.traveler, seat=seat, bk=bk.id),
-                    calls=[call("choose_seat", booking_id=bk.id, seat=seat)])
+    return TurnSpec(
+        user=b.say("seat", who=bk.traveler, seat=seat, bk=bk.id),
+        calls=[call("choose_seat", booking_id=bk.id, seat=seat)],
+    )
 
 
 def op_bags(b: Builder) -> TurnSpec | None:
@@ -266,8 +331,11 @@ def op_cancel(b: Builder) -> TurnSpec | None:
     if not b.state.bookings:
         return None
     bk = b.rng.choice(b.state.bookings)
-    return TurnSpec(user=b.say("cancel", bk=bk.id), calls=[call("cancel_booking", booking_id=bk.id)],
-                    closing="Cancelled and refunded.")
+    return TurnSpec(
+        user=b.say("cancel", bk=bk.id),
+        calls=[call("cancel_booking", booking_id=bk.id)],
+        closing="Cancelled and refunded.",
+    )
 
 
 def op_wallet(b: Builder) -> TurnSpec:
@@ -285,8 +353,10 @@ class TravelEnv(MultiTurnFCEnv):
     tags = ("function-calling", "multi-turn", "travel")
     domain = "travel"
     state_cls = Travel
-    system_prompt = ("You are a travel agent with booking tools; payments come from the user's travel wallet. "
-                     "Ask when a required detail is missing; say so when no tool can do it.")
+    system_prompt = (
+        "You are a travel agent with booking tools; payments come from the user's travel wallet. "
+        "Ask when a required detail is missing; say so when no tool can do it."
+    )
     templates = T
     ops = (op_flight, op_flight, op_hotel, op_seat, op_bags, op_cancel, op_wallet, op_trips)
 
@@ -299,8 +369,22 @@ class TravelEnv(MultiTurnFCEnv):
             o, d = rng.sample(cities, 2)
             date = rng.choice(dates)
             for j in range(rng.randint(1, 3)):
-                flights.append(Flight(id=f"FL{i}{j}{rng.randint(10, 99)}", origin=o, destination=d, date=date,
-                                      price=rng.randint(40, 300)))
-        hotels = [Hotel(id=f"H{i}{rng.randint(10, 99)}", city=rng.choice(cities), name=f"Hotel {chr(65 + i)}",
-                        nightly=rng.randint(40, 180)) for i in range(6)]
+                flights.append(
+                    Flight(
+                        id=f"FL{i}{j}{rng.randint(10, 99)}",
+                        origin=o,
+                        destination=d,
+                        date=date,
+                        price=rng.randint(40, 300),
+                    )
+                )
+        hotels = [
+            Hotel(
+                id=f"H{i}{rng.randint(10, 99)}",
+                city=rng.choice(cities),
+                name=f"Hotel {chr(65 + i)}",
+                nightly=rng.randint(40, 180),
+            )
+            for i in range(6)
+        ]
         return Travel(flights=flights, hotels=hotels, wallet=rng.randint(8, 20) * 100)
