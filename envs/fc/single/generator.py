@@ -87,10 +87,12 @@ class _Builder:
         self.recipes = [RECIPES[name] for name in sorted(RECIPES)]
 
     def _distinct_draws(self, recipe: Recipe, k: int) -> list[Draw] | None:
+        # Distinct in the first argument (the city, the amount, the symbol…), so that two requests of one
+        # turn never differ only in an optional detail.
         draws: dict[str, Draw] = {}
         for _ in range(k * 8):
             draw = recipe.draw(self.side)
-            draws.setdefault(_key(draw.args), draw)
+            draws.setdefault(_key(next(iter(draw.args.values()))), draw)
             if len(draws) == k:
                 return list(draws.values())
         return None

@@ -181,7 +181,7 @@ def _flights(s: Side) -> Draw:
 
 
 def _stock_name(s: Side, symbol: str, company: str) -> str:
-    return f"{company} ({symbol})" if s.chance(0.5) else symbol
+    return f"{company} ({symbol})" if company != symbol and s.chance(0.5) else symbol
 
 
 def _stock_price(s: Side) -> Draw:
