@@ -161,3 +161,11 @@ def test_bad_constructor_arguments_are_clear() -> None:
         resrl.make("fc/simple", reward_mode="dense")
     with pytest.raises(ValueError, match="tool-call format"):
         resrl.make("fc/simple", tool_format="xml")
+
+
+@pytest.mark.parametrize("answer", [{"f": {}}, [{"get_current_weather": {"city": "Oslo"}}], [["x"]]])
+def test_malformed_answer_is_refused_at_reset(answer: object) -> None:
+    env = resrl.make("fc/simple")
+    task = type(env).generate_tasks("train", 1, seed=0)[0].model_copy(update={"answer": answer})
+    with pytest.raises(ValueError, match="malformed answer"):
+        env.reset(options={"task": task})

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from resrl_envs.fc.single.checker import OMIT, parse_answer, score_turn
 from resrl_envs.fc.single.generator import generate
 
-from resrl import ChatEnv, ParsedAction, Task, ToolCall, ToolCallParseError, Transition
+from resrl import ChatEnv, Message, ParsedAction, Task, ToolCall, ToolCallParseError, Transition
 from resrl.core.task import Split
 
 REWARD_MODES = ("binary", "shaped")
@@ -44,6 +44,14 @@ class SingleTurnFCEnv(ChatEnv):
     @classmethod
     def generate_tasks(cls, split: Split, n: int, seed: int) -> list[Task]:
         return generate(cls.category, cls.env_id, split, n, seed)
+
+    def _start(self, task: Task) -> list[Message]:
+        # A malformed ground truth is the task file's fault: say so now, not as a score of 0 later.
+        try:
+            parse_answer(task.answer)
+        except ValueError as exc:  # pydantic's ValidationError is one too
+            raise ValueError(f"task {task.id!r} has a malformed answer: {exc}") from exc
+        return list(task.messages)
 
     def _act(self, action: ParsedAction | ToolCallParseError) -> Transition:
         assert self.task is not None  # the base class only calls _act after reset
