@@ -47,7 +47,9 @@ def group_advantages(
     if estimator == "rloo":
         return torch.where(n > 1, centred * n / (n - 1).clamp_min(1), torch.zeros_like(centred))
     var = _group_sums(centred * centred, group_of, n_groups)[group_of] / (n - 1).clamp_min(1)
-    return centred / (var.sqrt() + eps)
+    std = var.sqrt()
+    # Equal rewards carry no signal: 0, also when eps is 0.
+    return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
 
 
 def length_scaled_rewards(

@@ -79,7 +79,7 @@ def policy_loss(
     n = mask.sum().clamp_min(1)
     with torch.no_grad():
         metrics: dict[str, float] = {
-            "pg_loss": float(loss),
+            "pg_loss": float(loss.detach()),
             "clip_frac": float(((clipped > unclipped) & mask).sum() / n),
             "dual_clip_frac": float(dual_hit.sum() / n),
             "approx_kl_old": float((0.5 * log_ratio**2).sum() / n),
@@ -92,9 +92,9 @@ def policy_loss(
         kl = -diff if cfg.kl_type == "k1" else torch.exp(diff) - diff - 1.0
         kl_term = aggregate(kl, mask, cfg, **counts)
         loss = loss + cfg.kl_coef * kl_term
-        metrics["kl"] = float(kl_term)
+        metrics["kl"] = float(kl_term.detach())
     if entropy is not None and cfg.entropy_coef != 0:
         ent = aggregate(torch.where(mask, entropy, zero), mask, cfg, **counts)
         loss = loss - cfg.entropy_coef * ent
-        metrics["entropy"] = float(ent)
+        metrics["entropy"] = float(ent.detach())
     return loss, metrics
