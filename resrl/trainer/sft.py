@@ -101,7 +101,7 @@ def sft_warmup(
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 bar.advance(job)
             log.info("sft epoch=%d loss=%.4f", epoch + 1, sum(losses[-10:]) / len(losses[-10:]))
     model.eval()

@@ -44,7 +44,17 @@ class ParityEnv(ChatEnv):
         return [ParsedAction(content="hello"), ParsedAction(content="ok")]
 
 
+class FlakyParityEnv(ParityEnv):
+    """``test/parity`` whose env crashes (an infrastructure fault) in every episode reset with seed 0."""
+
+    def reset(self, *, seed=None, options=None):
+        if seed == 0:
+            raise RuntimeError("simulated env crash")
+        return super().reset(seed=seed, options=options)
+
+
 resrl.register("test/parity", ParityEnv)
+resrl.register("test/flaky-parity", FlakyParityEnv)
 
 
 @pytest.fixture(scope="session")
@@ -55,12 +65,29 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny(tmp_path_factory.mktemp("tiny") / "model", vocab_size=512, hidden=32, layers=2, heads=2)
 
 
+@pytest.fixture(scope="session")
+def warm_model(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model after a short SFT on ``test/parity`` gold episodes: it now ends its turns, so episodes
+    reach the reward and groups have both outcomes."""
+    from resrl.trainer.modeling import load_model
+    from resrl.trainer.config import ModelConfig
+    from resrl.trainer.loop import make_tasks
+    from resrl.trainer.sft import sft_warmup
+
+    model, tokenizer = load_model(ModelConfig(path=str(tiny_model)))
+    sft_warmup(model, tokenizer, make_tasks(["test/parity"], "train", 8, 0), epochs=20, batch_size=4, lr=3e-3)
+    out = tmp_path_factory.mktemp("warm") / "model"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 def base_config(model: Path, out: Path, **sections) -> dict:
     """A small but complete training config on ``test/parity``."""
     cfg = {
         "model": {"path": str(model)},
         "data": {"envs": ["test/parity"], "train_tasks": 8, "test_tasks": 2},
-        "rollout": {"n": 4, "max_turns": 2, "max_tokens": 64, "max_new_tokens_per_turn": 6},
+        "rollout": {"n": 4, "max_turns": 2, "max_tokens": 64, "max_new_tokens_per_turn": 10},
         "algo": {"scheme": "resrl", "rank": 4},
         "optim": {"lr": 1e-3, "mini_batch_size": 8, "micro_batch_size": 4, "ppo_epochs": 1},
         "train": {"steps": 2, "tasks_per_step": 2, "eval_every": 1, "eval_k": 2, "out_dir": str(out), "seed": 3},

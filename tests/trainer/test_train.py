@@ -1,0 +1,121 @@
+"""Short real training runs on a tiny local model: outputs, resume reproducibility, ResRL weights in the loss,
+infrastructure-error masking and LoRA."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import base_config
+from safetensors.torch import load_file
+
+from resrl.algos import policy_loss
+from resrl.trainer.batch import token_logprobs
+from resrl.trainer.config import validate_config
+from resrl.trainer.logs import read_records
+from resrl.trainer.loop import Trainer
+
+
+def _run(cfg_dict: dict, *, resume: bool = False) -> dict:
+    trainer = Trainer(validate_config(cfg_dict), resume=resume)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()
+
+
+def test_short_run_writes_checkpoints_logs_and_plots(warm_model, tmp_path):
+    out = tmp_path / "run"
+    result = _run(base_config(warm_model, out, train={"steps": 2, "save_every": 1}))
+    assert 0.0 <= result["avg_at_k"] <= result["pass_at_k"] <= 1.0
+    ckpt = out / "checkpoints" / "step_000002"
+    assert (ckpt / "model" / "model.safetensors").is_file()
+    assert (ckpt / "model" / "tokenizer.json").is_file()
+    assert json.loads((ckpt / "state.json").read_text())["step"] == 2
+    assert torch.load(ckpt / "optimizer.pt", weights_only=False)["state"], "optimizer state was not saved"
+    assert set(torch.load(ckpt / "rng.pt", weights_only=False)) == {"python", "numpy", "torch"}
+    assert (out / "checkpoints" / "step_000001").is_dir()
+    train = read_records(out / "metrics.jsonl", "train")
+    evals = read_records(out / "metrics.jsonl", "eval")
+    assert [r["step"] for r in train] == [1, 2]
+    assert [r["step"] for r in evals] == [0, 1, 2]
+    for key in ("reward_mean", "success_rate", "token_entropy", "distinct_2", "grad_norm", "loss/pg_loss"):
+        assert key in train[0], key
+    assert "algo/resrl/groups_used" in train[0] and "algo/resrl/weighted_token_share" in train[0]
+    assert len(evals[-1]["pass_curve"]) == 2
+    assert list((out / "tb").glob("events.out.tfevents.*")), "no TensorBoard events"
+    for png in ("reward.png", "avg_at_k.png", "pass_at_k.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    # the trained weights differ from the warm start
+    before = load_file(warm_model / "model.safetensors")
+    after = load_file(ckpt / "model" / "model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_resume_reproduces_the_uninterrupted_run(warm_model, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    _run(base_config(warm_model, straight, train={"steps": 4, "eval_every": 2}))
+    _run(base_config(warm_model, split, train={"steps": 2, "eval_every": 2}))  # "killed" after step 2
+    _run(base_config(warm_model, split, train={"steps": 4, "eval_every": 2}), resume=True)
+    a, b = read_records(straight / "metrics.jsonl"), read_records(split / "metrics.jsonl")
+    assert [(r["kind"], r["step"]) for r in a] == [(r["kind"], r["step"]) for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.keys() == rb.keys()
+        for key, value in ra.items():
+            expected = pytest.approx(rb[key], rel=1e-5, abs=1e-6) if not isinstance(value, str) else rb[key]
+            assert value == expected, (ra["kind"], ra["step"], key)
+    wa = load_file(straight / "checkpoints" / "step_000004" / "model" / "model.safetensors")
+    wb = load_file(split / "checkpoints" / "step_000004" / "model" / "model.safetensors")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_resrl_weights_flow_into_the_loss(warm_model, tmp_path):
+    cfg = validate_config(base_config(warm_model, tmp_path / "w", train={"tasks_per_step": 4}, rollout={"n": 6}))
+    trainer = Trainer(cfg)
+    step = next(s for s in range(1, 8) if trainer.train_step(s).get("algo/resrl/groups_used", 0) > 0)
+    batch, adv = trainer.last_batch, trainer.last_advantages
+    positive = batch.rewards >= cfg.algo.success_threshold
+    mask = batch.mask
+    assert step >= 1 and positive.any() and (~positive).any()
+    assert torch.all(adv[~mask] == 0), "prompt/observation tokens must carry no advantage"
+    pos_tokens = adv[positive.unsqueeze(1) & mask]
+    # positives: pos_weight (length scaling is 1 far below the window's start)
+    assert torch.allclose(pos_tokens, torch.full_like(pos_tokens, cfg.algo.pos_weight))
+    neg_tokens = adv[(~positive).unsqueeze(1) & mask]
+    assert torch.all(neg_tokens <= -cfg.algo.min_weight + 1e-6) and torch.all(neg_tokens >= -1.0 - 1e-6)
+    assert (neg_tokens > -1.0 + 1e-4).any(), "no negative token was down-weighted"
+    # the gradient of the loss with respect to each token's log-prob is -advantage / tokens (ratio 1)
+    logp = token_logprobs(trainer.model, batch.input_ids, batch.attention_mask)[0].detach().requires_grad_()
+    n_tok = int(mask.sum())
+    loss, _ = policy_loss(logp, logp.detach(), adv, mask, trainer.algo, global_token_count=n_tok)
+    loss.backward()
+    assert torch.allclose(logp.grad, -adv * mask / n_tok, atol=1e-7)
+    assert torch.all(logp.grad[~mask] == 0)
+    trainer.close()
+
+
+def test_infra_errors_are_masked_not_scored(warm_model, tmp_path):
+    cfg = validate_config(base_config(warm_model, tmp_path / "f", data={"envs": ["test/flaky-parity"]}))
+    trainer = Trainer(cfg)
+    metrics = trainer.train_step(1)
+    tasks, n = cfg.train.tasks_per_step, cfg.rollout.n
+    assert metrics["infra_masked"] == tasks  # the sample with seed 0 of every group crashed
+    assert len(trainer.last_batch) == tasks * (n - 1)
+    assert metrics["trajectories"] == tasks * n
+    trainer.close()
+
+
+def test_lora_trains_only_the_adapter_and_resumes(warm_model, tmp_path):
+    out = tmp_path / "lora"
+    lora = {"path": str(warm_model), "lora": {"r": 4, "alpha": 8}}
+    raw = base_config(warm_model, out, train={"steps": 1, "eval_every": 0}, algo={"scheme": "w_reinforce"})
+    raw["model"] = lora
+    _run(raw)
+    adapter = out / "checkpoints" / "step_000001" / "model"
+    weights = load_file(adapter / "adapter_model.safetensors")
+    assert weights and all("lora_" in k for k in weights)
+    assert any(float(v.abs().sum()) > 0 for k, v in weights.items() if "lora_B" in k), "LoRA B never trained"
+    raw["train"]["steps"] = 2
+    _run(raw, resume=True)
+    assert (out / "checkpoints" / "step_000002" / "model" / "adapter_model.safetensors").is_file()
