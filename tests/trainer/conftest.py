@@ -69,9 +69,9 @@ def tiny_model(tmp_path_factory) -> Path:
 def warm_model(tiny_model, tmp_path_factory) -> Path:
     """The tiny model after a short SFT on ``test/parity`` gold episodes: it now ends its turns, so episodes
     reach the reward and groups have both outcomes."""
-    from resrl.trainer.modeling import load_model
     from resrl.trainer.config import ModelConfig
     from resrl.trainer.loop import make_tasks
+    from resrl.trainer.modeling import load_model
     from resrl.trainer.sft import sft_warmup
 
     model, tokenizer = load_model(ModelConfig(path=str(tiny_model)))

@@ -59,7 +59,7 @@ def test_missing_section_and_cross_field_rule():
 
 
 def test_malformed_override_and_file(tmp_path):
-    with pytest.raises(ConfigError, match="must look like section.key=value"):
+    with pytest.raises(ConfigError, match=r"must look like section\.key=value"):
         apply_overrides({}, ["algo.scheme"])
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "nope.yaml")
