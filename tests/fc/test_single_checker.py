@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from resrl_envs.fc.single import tools as T
-from resrl_envs.fc.single.checker import OMIT, normalize_string, parse_answer, score_turn, values_equal
+from resrl_envs.fc.single.checker import (
+    OMIT,
+    normalize_string,
+    parse_answer,
+    score_turn,
+    type_problem,
+    values_equal,
+)
 
 from resrl import ToolCall
 
@@ -225,3 +232,19 @@ def test_any_calls_score_within_bounds_without_raising(calls: list[ToolCall]) ->
     assert verdict.reward_binary in (0.0, 1.0)
     assert all(0.0 <= v <= 1.0 for v in verdict.components.values())
     assert verdict.correct == (verdict.reward_binary == 1.0) == (not verdict.errors)
+
+
+def test_schema_type_rules() -> None:
+    level = {"enum": [1, 2, 3], "type": "integer"}
+    assert type_problem(2, level) is None
+    assert type_problem(True, level) is not None and type_problem(2.0, level) is not None
+    optional_list = {"anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "null"}]}
+    assert type_problem(None, optional_list) is None and type_problem([1, 2.5], optional_list) is None
+    assert "item 1" in (type_problem([1, "2"], optional_list) or "")
+    assert type_problem((1, 2), optional_list) is not None  # a tuple is not a JSON array
+
+
+def test_dicts_compare_key_wise_whatever_the_key_types() -> None:
+    assert values_equal({"a": "X ", "b": [1]}, {"b": [1.0], "a": "x"})
+    assert not values_equal({1: "a", "b": 2}, {"a": 1, "b": 2})
+    assert not values_equal({"a": 1}, {"a": 1, "b": 2})

@@ -118,7 +118,7 @@ def values_equal(value: Any, accepted: Any) -> bool:
     if isinstance(accepted, dict):
         return (
             isinstance(value, dict)
-            and sorted(value) == sorted(accepted)
+            and set(value) == set(accepted)
             and all(values_equal(value[k], accepted[k]) for k in accepted)
         )
     return value == accepted
@@ -141,7 +141,10 @@ def type_problem(value: Any, schema: dict[str, Any]) -> str | None:
         if key in schema:
             problems = [type_problem(value, sub) for sub in schema[key]]
             return None if any(p is None for p in problems) else " or ".join(p for p in problems if p)
-    if "enum" in schema and value not in schema["enum"]:
+    # Membership without Python's True == 1: a bool is never a member of an integer enum.
+    if "enum" in schema and not any(
+        value == e and isinstance(value, bool) == isinstance(e, bool) for e in schema["enum"]
+    ):
         return f"must be one of {schema['enum']}, got {value!r:.60}"
     wanted = schema.get("type")
     if wanted is None:
