@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from resrl_envs.fc.multi import domain_classes
 from resrl_envs.fc.multi.engine import GoldTurn, MultiTurnFCEnv
-from resrl_envs.fc.multi.filesystem import FileSystemEnv
+from resrl_envs.fc.multi.filesystem import FileSystem, FileSystemEnv
 
 from resrl.core.messages import ParsedAction, ToolCall
 from resrl.core.task import Task
+from resrl.core.tools import tool
 
 DOMAINS = domain_classes()
 IDS = [cls.domain for cls in DOMAINS]
@@ -218,3 +220,39 @@ def test_openai_format_keeps_call_ids() -> None:
     }
     obs, *_ = env.step(message)
     assert obs[0]["tool_call_id"] == "abc"
+
+
+@pytest.mark.parametrize("cls", DOMAINS, ids=IDS)
+def test_perturbed_episode_is_really_wrong(cls: type[MultiTurnFCEnv]) -> None:
+    rng = random.Random(0)
+    diverged = 0
+    tasks = cls.generate_tasks("test", 10, seed=3)
+    for task in tasks:
+        actions = cls.perturbed_actions(task, rng)
+        assert actions != cls.gold_actions(task)
+        env = cls()
+        steps = play(env, task, actions)
+        assert steps[-1][1] == 0.0
+        diverged += any(o.state_match is False for o in env.outcomes)
+    # mostly a wrong argument the tool accepts, leaving a state the gold program never reaches
+    assert diverged >= len(tasks) // 2
+
+
+class _Buggy(FileSystem):
+    @tool
+    def crash(self) -> str:
+        """A tool with a bug in it."""
+        return {}["missing"]
+
+
+class _BuggyEnv(FileSystemEnv):
+    state_cls = _Buggy
+
+
+def test_a_crashing_tool_is_an_infra_error_not_a_model_error() -> None:
+    task = _fs_task([("crash", [])]).model_copy(update={"env_id": "test/buggy"})
+    env = _BuggyEnv()
+    env.reset(options={"task": task})
+    obs, reward, terminated, truncated, info = env.step('<tool_call>{"name": "crash", "arguments": {}}</tool_call>')
+    assert truncated and not terminated and reward == 0.0
+    assert "KeyError" in info["infra_error"] and "not your fault" in obs[0]["content"]

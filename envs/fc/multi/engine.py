@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import logging
 import random
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
@@ -22,6 +23,8 @@ from resrl.core.formats import ToolCallParseError
 from resrl.core.messages import Message, ParsedAction, ToolCall, tool_message, user_message
 from resrl.core.task import Split, Task
 from resrl.core.tools import Tool, ToolSet
+
+log = logging.getLogger("resrl.envs.fc.multi")
 
 Variant = Literal["base", "miss_param", "miss_func"]
 RewardMode = Literal["binary", "fraction"]
@@ -295,8 +298,9 @@ class MultiTurnFCEnv(ChatEnv):
     def perturbed_actions(cls, task: Task, rng: random.Random) -> list[ParsedAction]:
         """The gold episode with one argument of one call changed, checked to lose the reward.
 
-        Candidates are tried in random order; the first whose replay does not reach full reward is returned
-        (a wrong value either changes the resulting state or makes the call fail, leaving the state behind).
+        Candidates are tried in random order. Best is a wrong value the tool accepts that leaves a different
+        state (the kind of mistake a model makes); next a value that changes the state by failing; last any
+        change that loses the reward (a wrong read whose result never reaches the model).
         """
         gold = cls.gold_actions(task)
         candidates = [
@@ -306,12 +310,19 @@ class MultiTurnFCEnv(ChatEnv):
             for key in sorted(tc.arguments)
         ]
         rng.shuffle(candidates)
+        fallback: list[ParsedAction] | None = None
         for a, c, key in candidates:
             actions = [x.model_copy(deep=True) for x in gold]
             args = actions[a].tool_calls[c].arguments
             args[key] = _wrong_value(args[key], rng)
-            if cls.replay(task, actions) < cls.max_reward:
+            reward, env = cls._replay(task, actions)
+            if reward >= cls.max_reward:
+                continue
+            if any(not o.state_match for o in env.outcomes) and not env.tool_error_count:
                 return actions
+            fallback = fallback or actions
+        if fallback is not None:
+            return fallback
         # no argument to change (or none mattered): skip the first turn's calls, so its results never arrive
         actions = [x.model_copy(deep=True) for x in gold]
         first = next((x for x in actions if x.tool_calls), actions[0])
@@ -321,6 +332,10 @@ class MultiTurnFCEnv(ChatEnv):
     @classmethod
     def replay(cls, task: Task, actions: list[ParsedAction], **kwargs: Any) -> float:
         """Total reward of playing ``actions`` on ``task`` in a fresh env."""
+        return cls._replay(task, actions, **kwargs)[0]
+
+    @classmethod
+    def _replay(cls, task: Task, actions: list[ParsedAction], **kwargs: Any) -> tuple[float, MultiTurnFCEnv]:
         env = cls(**kwargs)
         env.reset(options={"task": task})
         total = 0.0
@@ -329,7 +344,7 @@ class MultiTurnFCEnv(ChatEnv):
             total += reward
             if terminated or truncated:
                 break
-        return total
+        return total, env
 
     # -- the episode ---------------------------------------------------------------------------------------------
     def _start(self, task: Task) -> list[Message]:
@@ -346,6 +361,7 @@ class MultiTurnFCEnv(ChatEnv):
         self.turn = 0
         self.received: list[str] = []
         self.outcomes: list[TurnOutcome] = []
+        self.tool_error_count = 0
         return list(task.messages)
 
     def available_tools(self) -> list[str]:
@@ -373,12 +389,20 @@ class MultiTurnFCEnv(ChatEnv):
                 content = f"Error: too many calls in one turn (at most {self.max_calls_per_step}); not run."
                 errors.append({"name": tc.name, "error": "too_many_calls"})
             else:
-                result = tools.call(tc)
+                try:
+                    result = tools.call(tc)
+                except Exception as exc:  # a bug in our tool code, not the model's fault: flag, don't score
+                    log.exception("%s: tool %s crashed on %s", self.env_id or self.task.env_id, tc.name, tc.arguments)
+                    infra = f"tool {tc.name} crashed: {type(exc).__name__}: {exc}"
+                    text = "Error: the tool failed on our side; this is not your fault."
+                    observation.append(tool_message(text, name=tc.name, tool_call_id=tc.id))
+                    return Transition(observation, truncated=True, info={"turn": self.turn, "infra_error": infra})
                 content = result.content
                 self.received.append(content)
                 if not result.ok:
                     errors.append({"name": tc.name, "error": result.error})
             observation.append(tool_message(content, name=tc.name, tool_call_id=tc.id))
+        self.tool_error_count += len(errors)
         return Transition(observation, info={"turn": self.turn, "tool_errors": errors})
 
     def _end_turn(self) -> Transition:
@@ -390,6 +414,14 @@ class MultiTurnFCEnv(ChatEnv):
             results_returned=all(content in self.received for content in expected),
         )
         self.outcomes.append(outcome)
+        log.debug(
+            "%s task=%s turn=%d state_match=%s results_returned=%s",
+            self.env_id or self.task.env_id,
+            self.task.id,
+            outcome.turn,
+            outcome.state_match,
+            outcome.results_returned,
+        )
         self.turn += 1
         self.received = []
         info: dict[str, Any] = {"turn": outcome.turn, "turn_correct": outcome.correct}
