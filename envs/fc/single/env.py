@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any, ClassVar
 
-from resrl_envs.fc.single.checker import OMIT, parse_answer, score_turn
+from resrl_envs.fc.single.checker import parse_answer, score_turn
 from resrl_envs.fc.single.generator import generate
 
 from resrl import ChatEnv, Message, ParsedAction, Task, ToolCall, ToolCallParseError, Transition
@@ -57,12 +57,12 @@ class SingleTurnFCEnv(ChatEnv):
         assert self.task is not None  # the base class only calls _act after reset
         if isinstance(action, ToolCallParseError):
             error = f"could not read the tool calls ({action.kind}): {action.message}"
-            info = {
+            failed = {
                 "correct": False,
                 "errors": [error],
                 "reward_components": dict.fromkeys(("name", "keys", "values", "count"), 0.0),
             }
-            return Transition([self.error_message(f"Error: {error}")], 0.0, True, info=info)
+            return Transition([self.error_message(f"Error: {error}")], 0.0, True, info=failed)
         verdict = score_turn(action.tool_calls, self.task.answer, self.task.tools)
         info: dict[str, Any] = {
             "correct": verdict.correct,
@@ -77,15 +77,12 @@ class SingleTurnFCEnv(ChatEnv):
         calls = []
         for expected in parse_answer(task.answer):
             # The first acceptable value of each argument, leaving out the ones that may be omitted.
-            args = {k: v[0] for k, v in expected.arguments.items() if not _omittable(v)}
+            required = set(expected.required())
+            args = {k: v[0] for k, v in expected.arguments.items() if k in required}
             calls.append(ToolCall(name=expected.name, arguments=args))
         if not calls:
             return [ParsedAction(content=_NO_CALL_REPLY)]
         return [ParsedAction(tool_calls=calls)]
-
-
-def _omittable(values: list[Any]) -> bool:
-    return any(isinstance(v, str) and v == OMIT for v in values)
 
 
 class SimpleEnv(SingleTurnFCEnv):
