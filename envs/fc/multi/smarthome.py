@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from pydantic import BaseModel, Field
-from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
+from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, Operation, TurnSpec, call, split_pool
 
 from resrl.core.task import Split
 from resrl.core.tools import ToolError, tool
@@ -25,6 +25,7 @@ ROOMS = (
     "den",
 )
 KINDS = ("light", "thermostat", "lock", "speaker")
+POWERED = ("light", "thermostat", "speaker")  # locks are locked/unlocked, never switched
 SCENES = ("movie night", "good morning", "away", "dinner", "reading", "party", "bedtime", "focus")
 
 
@@ -51,6 +52,12 @@ class Home(DomainState):
         device = self.devices[name]
         if kind and device.kind != kind:
             raise ToolError(f"{name} is a {device.kind}, not a {kind}")
+        return device
+
+    def _powered(self, name: str) -> Device:
+        device = self._device(name)
+        if device.kind == "lock":
+            raise ToolError(f"{name} is a lock: use lock or unlock, it cannot be switched on or off")
         return device
 
     @tool
@@ -82,7 +89,7 @@ class Home(DomainState):
         Args:
             name: the device name.
         """
-        self._device(name).on = True
+        self._powered(name).on = True
         return f"{name} is on"
 
     @tool
@@ -92,7 +99,7 @@ class Home(DomainState):
         Args:
             name: the device name.
         """
-        self._device(name).on = False
+        self._powered(name).on = False
         return f"{name} is off"
 
     @tool
@@ -166,7 +173,7 @@ class Home(DomainState):
             devices: device names the scene switches on.
         """
         for name in devices:
-            self._device(name)
+            self._powered(name)
         if not devices:
             raise ToolError("a scene needs at least one device")
         self.scenes[scene] = sorted(set(devices))
@@ -225,14 +232,14 @@ T = {
 }
 
 
-def _device(b: Builder, kind: str | None = None) -> str | None:
-    names = sorted(n for n, d in b.state.devices.items() if kind is None or d.kind == kind)
+def _device(b: Builder, kinds: tuple[str, ...] = KINDS) -> str | None:
+    names = sorted(n for n, d in b.state.devices.items() if d.kind in kinds)
     return b.rng.choice(names) if names else None
 
 
-def _simple(key: str, tool_name: str, kind: str | None = None):
+def _simple(key: str, tool_name: str, kinds: tuple[str, ...]) -> Operation:
     def op(b: Builder) -> TurnSpec | None:
-        name = _device(b, kind)
+        name = _device(b, kinds)
         if name is None:
             return None
         return TurnSpec(user=b.say(key, d=name), calls=[call(tool_name, name=name)])
@@ -242,7 +249,7 @@ def _simple(key: str, tool_name: str, kind: str | None = None):
 
 
 def op_dim(b: Builder) -> TurnSpec | None:
-    name = _device(b, "light")
+    name = _device(b, ("light",))
     if name is None:
         return None
     n = b.rng.randint(1, 19) * 5
@@ -255,7 +262,7 @@ def op_dim(b: Builder) -> TurnSpec | None:
 
 
 def op_temp(b: Builder) -> TurnSpec | None:
-    name = _device(b, "thermostat")
+    name = _device(b, ("thermostat",))
     if name is None:
         return None
     n = b.rng.randint(16, 26)
@@ -268,7 +275,7 @@ def op_temp(b: Builder) -> TurnSpec | None:
 
 
 def op_volume(b: Builder) -> TurnSpec | None:
-    name = _device(b, "speaker")
+    name = _device(b, ("speaker",))
     if name is None:
         return None
     n = b.rng.randint(1, 10) * 10
@@ -290,9 +297,10 @@ def op_room_off(b: Builder) -> TurnSpec | None:
 
 def op_scene(b: Builder) -> TurnSpec | None:
     scene = b.pick(SCENES)
-    if scene in b.state.scenes or len(b.state.devices) < 2:
+    powered = sorted(n for n, d in b.state.devices.items() if d.kind in POWERED)
+    if scene in b.state.scenes or len(powered) < 2:
         return None
-    names = sorted(b.rng.sample(sorted(b.state.devices), 2))
+    names = sorted(b.rng.sample(powered, 2))
     return TurnSpec(
         user=b.say("scene", s=scene, names=" and ".join(names)),
         calls=[call("save_scene", scene=scene, devices=names), call("activate_scene", scene=scene)],
@@ -320,14 +328,14 @@ class SmartHomeEnv(MultiTurnFCEnv):
     )
     templates = T
     ops = (
-        _simple("on", "turn_on"),
-        _simple("off", "turn_off"),
+        _simple("on", "turn_on", POWERED),
+        _simple("off", "turn_off", POWERED),
         op_dim,
         op_temp,
         op_volume,
         op_room_off,
-        _simple("lock", "lock", "lock"),
-        _simple("unlock", "unlock", "lock"),
+        _simple("lock", "lock", ("lock",)),
+        _simple("unlock", "unlock", ("lock",)),
         op_scene,
         op_status,
     )
@@ -347,7 +355,7 @@ class SmartHomeEnv(MultiTurnFCEnv):
                     name=name,
                     kind=kind,
                     room=room,
-                    on=rng.random() < 0.5,
+                    on=kind != "lock" and rng.random() < 0.5,
                     level=level,
                     locked=kind == "lock" and rng.random() < 0.5,
                 )
