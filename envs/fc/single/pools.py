@@ -96,9 +96,17 @@ POOLS: dict[str, tuple[list[Any], list[Any]]] = {
             ("6758", "Sony", "TSE"),
         ],
     ),
-    "language": (
-        ["French", "German", "Spanish", "Italian", "Portuguese", "Dutch", "Greek"],
-        ["Japanese", "Swedish", "Polish", "Turkish", "Korean"],
+    "language": (  # (name, ISO 639-1 code): either is a right argument
+        [
+            ("French", "fr"),
+            ("German", "de"),
+            ("Spanish", "es"),
+            ("Italian", "it"),
+            ("Portuguese", "pt"),
+            ("Dutch", "nl"),
+            ("Greek", "el"),
+        ],
+        [("Japanese", "ja"), ("Swedish", "sv"), ("Polish", "pl"), ("Turkish", "tr"), ("Korean", "ko")],
     ),
     "sentence": (
         [

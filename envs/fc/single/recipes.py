@@ -215,8 +215,10 @@ def _stock_history(s: Side) -> Draw:
 
 
 def _translate(s: Side) -> Draw:
-    sentence, language = s.pick("sentence"), s.pick("language")
+    sentence, (language, code) = s.pick("sentence"), s.pick("language")
     args: dict[str, Any] = {"text": sentence, "target_language": language}
+    # The texts are English, so naming the source language is right even when the request does not.
+    alternatives: dict[str, list[Any]] = {"target_language": [code], "source_language": ["English", "en"]}
     extra = ""
     if s.chance(0.4):
         args["source_language"] = "English"
@@ -231,7 +233,7 @@ def _translate(s: Side) -> Draw:
         lang=language,
         x=extra,
     )
-    return Draw(args, text)
+    return Draw(args, text, alternatives)
 
 
 def _calendar(s: Side) -> Draw:
