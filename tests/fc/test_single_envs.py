@@ -55,10 +55,12 @@ def test_gold_turn_scores_one_in_every_format(env_id: str, fmt: str) -> None:
     for task in type(env).generate_tasks("test", 6, seed=11):
         obs, info = env.reset(options={"task": task})
         assert obs == task.messages and info["tools"] == task.tools and info["task_id"] == task.id
+        json.dumps([obs, info])
         (gold,) = type(env).gold_actions(task)
         obs, reward, terminated, truncated, info = env.step(env.render_action(gold))
         assert (reward, terminated, truncated) == (1.0, True, False), info
         assert info["correct"] and info["errors"] == [] and obs == []
+        json.dumps(info)  # what the env server sends must be plain JSON
 
 
 def _turn(*calls: dict) -> str:
