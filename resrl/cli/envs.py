@@ -29,7 +29,11 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.summary() for s in specs], indent=2))
         return 0
-    table = Table("id", "multi-turn", "tags", "description")
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("multi-turn")
+    table.add_column("tags")
+    table.add_column("description", ratio=1)
     for s in specs:
         table.add_row(s.id, "yes" if s.multi_turn else "", ", ".join(s.tags), s.description)
     Console().print(table)
