@@ -63,6 +63,17 @@ def test_miss_func_tool_appears_only_later(cls: type[MultiTurnFCEnv]) -> None:
         assert gold[reveal - 1].kind == "cannot" and gold[reveal - 1].closing == CANNOT_CLOSING
         assert hidden in {c.name for c in gold[reveal].calls}
         assert all(c.name != hidden for t in gold[: reveal - 1] for c in t.calls)
+        # the hidden tool changes the state, so no other tool can stand in for it
+        state = cls.state_cls.model_validate(task.metadata["initial_state"])
+        tools = state.bound_tools()
+        for c in (c for t in gold[:reveal] for c in t.calls):
+            tools.call(c)
+        changed = False
+        for c in gold[reveal].calls:
+            before = state.model_dump()
+            tools.call(c)
+            changed |= c.name == hidden and state.model_dump() != before
+        assert changed
 
         obs, info = env.reset(options={"task": task})
         offered = {s["function"]["name"] for s in info["tools"]}

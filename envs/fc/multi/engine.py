@@ -91,6 +91,7 @@ class TurnSpec(BaseModel):
     closing: str = "Done."
     missing_user: str | None = None
     supply: str | None = None
+    mutating: list[str] = Field(default_factory=list, description="tools whose gold calls changed the state")
 
 
 class GoldTurn(BaseModel):
@@ -212,14 +213,17 @@ class MultiTurnFCEnv(ChatEnv):
         for _ in range(rng.randint(2, 5)):
             for _attempt in range(20):
                 spec = rng.choice(cls.ops)(builder)
-                if spec is not None:
+                if spec is not None and (not specs or spec.user != specs[-1].user):
                     break
             else:
                 continue
             for c in spec.calls:
+                before = state.model_dump()
                 result = tools.call(c)
                 if not result.ok:  # an operation bug, not a model error: fail loudly at generation time
                     raise RuntimeError(f"{cls.domain}: gold call {c.name}{c.arguments} failed: {result.content}")
+                if state.model_dump() != before and c.name not in spec.mutating:
+                    spec.mutating.append(c.name)
             specs.append(spec)
         return start, specs
 
@@ -270,10 +274,12 @@ class MultiTurnFCEnv(ChatEnv):
             gold[i:i] = [GoldTurn(kind="ask", closing=ASK_CLOSING)]
             return users, gold, [], None
         if cls.variant == "miss_func":
+            # only a tool that changes the state: without it the request truly cannot be done, whereas a
+            # missing read (a search, a listing) can often be worked around by a model that guesses
             options = []
             for i, s in enumerate(specs):
                 earlier = {c.name for prev in specs[:i] for c in prev.calls}
-                options += [(i, name) for name in sorted({c.name for c in s.calls} - earlier)]
+                options += [(i, name) for name in sorted(set(s.mutating) - earlier)]
             if not options:
                 return None
             i, name = rng.choice(options)
