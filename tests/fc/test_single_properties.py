@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -76,3 +77,33 @@ def test_reward_is_the_same_in_every_format(env_cls, seed: int, drop: int) -> No
             env.reset(options={"task": task})
             rewards.add((mode, env.step(env.render_action(turn))[1]))
     assert len(rewards) == 2
+
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
+    max_leaves=8,
+)
+turns = st.one_of(
+    st.text(max_size=200),
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "name": st.sampled_from(["convert_currency", "get_current_weather", "factorial", "zz"]) | st.text(),
+                "arguments": st.dictionaries(st.sampled_from(["city", "amount", "n", "unit", "q"]), json_like),
+            }
+        ),
+        max_size=4,
+    ).map(lambda calls: "\n".join(f"<tool_call>{json.dumps(c)}</tool_call>" for c in calls)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(SINGLE_TURN_ENVS), st.sampled_from(["hermes", "pythonic"]), turns)
+def test_arbitrary_turns_never_raise(env_cls, fmt: str, turn: str) -> None:
+    env = resrl.make(env_cls.env_id, tool_format=fmt, reward_mode="shaped")
+    env.reset(seed=1)
+    obs, reward, terminated, truncated, info = env.step(turn)
+    assert terminated and not truncated and 0.0 <= reward <= 1.0
+    assert env.observation_space.contains(obs)
+    assert info["correct"] == (reward == 1.0) and info["correct"] == (not info["errors"])
