@@ -134,10 +134,9 @@ class Builder:
         train, test = self.templates[key]
         return self.rng.choice(train if self.split == "train" else test).format(**fields)
 
-    def pick(self, pool: list[str] | tuple[str, ...], k: int | None = None) -> Any:
-        """A random member (or ``k`` distinct members) of the split's half of ``pool``."""
-        half = split_pool(pool, self.split)
-        return self.rng.choice(half) if k is None else self.rng.sample(half, k)
+    def pick(self, pool: list[str] | tuple[str, ...]) -> Any:
+        """A random member of the split's half of ``pool``."""
+        return self.rng.choice(split_pool(pool, self.split))
 
 
 Operation = Callable[[Builder], TurnSpec | None]
@@ -309,18 +308,25 @@ class MultiTurnFCEnv(ChatEnv):
         change that loses the reward (a wrong read whose result never reaches the model).
         """
         gold = cls.gold_actions(task)
+        # values the same argument takes elsewhere in the task: plausible mix-ups (the other account, device)
+        seen: dict[str, list[Any]] = {}
+        for action in gold:
+            for tc in action.tool_calls:
+                for key, value in tc.arguments.items():
+                    if value not in seen.setdefault(key, []):
+                        seen[key].append(value)
         candidates = [
-            (a, c, key)
+            (a, c, key, wrong)
             for a, action in enumerate(gold)
             for c, tc in enumerate(action.tool_calls)
-            for key in sorted(tc.arguments)
+            for key, value in sorted(tc.arguments.items())
+            for wrong in (*[v for v in seen[key] if v != value][:2], _wrong_value(value, rng))
         ]
         rng.shuffle(candidates)
         fallback: list[ParsedAction] | None = None
-        for a, c, key in candidates:
+        for a, c, key, wrong in candidates:
             actions = [x.model_copy(deep=True) for x in gold]
-            args = actions[a].tool_calls[c].arguments
-            args[key] = _wrong_value(args[key], rng)
+            actions[a].tool_calls[c].arguments[key] = wrong
             reward, env = cls._replay(task, actions)
             if reward >= cls.max_reward:
                 continue
