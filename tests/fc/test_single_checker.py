@@ -65,8 +65,17 @@ def test_bool_for_int_and_str_for_number_are_rejected() -> None:
     verdict = score_turn([call("circle_area", radius="3")], [{"circle_area": {"radius": [3.0]}}], ALL)
     assert not verdict.correct and any("must be number, got str" in e for e in verdict.errors)
     # and the other way round: a number never passes for a bool
-    answer = [{"book_hotel": {"city": ["Oslo"], "check_in": ["2026-01-02"], "nights": [2], "rooms": [1, OMIT],
-                              "breakfast": [True]}}]  # fmt: skip
+    answer = [
+        {
+            "book_hotel": {
+                "city": ["Oslo"],
+                "check_in": ["2026-01-02"],
+                "nights": [2],
+                "rooms": [1, OMIT],
+                "breakfast": [True],
+            }
+        }
+    ]
     bad = call("book_hotel", city="Oslo", check_in="2026-01-02", nights=2, breakfast=1)
     assert not score_turn([bad], answer, ALL).correct
 
@@ -107,8 +116,9 @@ def test_normalisation_keeps_distinct_words_distinct() -> None:
 
 
 def test_lists_compare_element_wise_in_order() -> None:
-    answer = [{"find_recipes": {"ingredients": [["kale", "duck"]], "max_minutes": [60, OMIT],
-                                "vegetarian": [False, OMIT]}}]  # fmt: skip
+    answer = [
+        {"find_recipes": {"ingredients": [["kale", "duck"]], "max_minutes": [60, OMIT], "vegetarian": [False, OMIT]}}
+    ]
     assert score_turn([call("find_recipes", ingredients=[" Kale", "DUCK"])], answer, ALL).correct
     assert not score_turn([call("find_recipes", ingredients=["duck", "kale"])], answer, ALL).correct
     assert not score_turn([call("find_recipes", ingredients=["kale"])], answer, ALL).correct
@@ -171,8 +181,17 @@ def test_irrelevance_no_call_is_accepted_and_a_call_rejected() -> None:
 
 
 def test_shaped_reward_orders_partial_credit() -> None:
-    answer = [{"book_hotel": {"city": ["Oslo"], "check_in": ["2026-01-02"], "nights": [2], "rooms": [1, OMIT],
-                              "breakfast": [False, OMIT]}}]  # fmt: skip
+    answer = [
+        {
+            "book_hotel": {
+                "city": ["Oslo"],
+                "check_in": ["2026-01-02"],
+                "nights": [2],
+                "rooms": [1, OMIT],
+                "breakfast": [False, OMIT],
+            }
+        }
+    ]
     right = call("book_hotel", city="Oslo", check_in="2026-01-02", nights=2)
     one_wrong = call("book_hotel", city="Oslo", check_in="2026-01-02", nights=3)
     all_wrong = call("book_hotel", city="Lima", check_in="2026-05-05", nights=3)

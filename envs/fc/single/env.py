@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any, ClassVar
 
@@ -11,6 +12,7 @@ from resrl_envs.fc.single.generator import generate
 from resrl import ChatEnv, Message, ParsedAction, Task, ToolCall, ToolCallParseError, Transition
 from resrl.core.task import Split
 
+log = logging.getLogger("resrl.envs.fc.single")
 REWARD_MODES = ("binary", "shaped")
 _NO_CALL_REPLY = "None of the available tools can do that, so I will answer without calling one."
 
@@ -69,6 +71,14 @@ class SingleTurnFCEnv(ChatEnv):
             "errors": verdict.errors,
             "reward_components": verdict.components,
         }
+        log.debug(
+            "%s %s: correct=%s components=%s errors=%s",
+            self.env_id,
+            self.task.id,
+            verdict.correct,
+            verdict.components,
+            verdict.errors,
+        )
         observation = [] if verdict.correct else [self.error_message("Error: " + "; ".join(verdict.errors))]
         return Transition(observation, verdict.reward(self.reward_mode), True, info=info)
 
