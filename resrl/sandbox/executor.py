@@ -389,27 +389,32 @@ class Executor:
         }
 
     def _kill_leftovers(self) -> None:
-        """Kill every process of the job uid (daemons included) and reap whatever was reparented to us."""
-        if self.is_root:
-            killer = os.fork()
-            if killer == 0:  # pragma: no cover - runs as the job uid, where kill(-1) reaches only the job's
-                try:
-                    os.setgid(self.uid)
-                    os.setuid(self.uid)
-                    # twice: a process forked while the first sweep ran is caught by the second
-                    for _ in range(2):
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(-1, signal.SIGKILL)
-                finally:
-                    os._exit(0)
-            os.waitpid(killer, 0)
+        """Kill every process of the job uid (daemons included) and reap them all: as subreaper we inherit every
+        orphan of the job, so once ``waitpid`` reports no children, nothing of the job is left."""
+        deadline = time.monotonic() + 10
         while True:
+            if self.is_root:
+                self._kill_as_job_uid()
             try:
-                reaped, _ = os.waitpid(-1, os.WNOHANG)
+                while os.waitpid(-1, os.WNOHANG)[0] != 0:
+                    pass
             except ChildProcessError:
-                break
-            if reaped == 0:
-                break
+                return
+            if time.monotonic() > deadline or not self.is_root:
+                return
+            time.sleep(0.002)
+
+    def _kill_as_job_uid(self) -> None:
+        killer = os.fork()
+        if killer == 0:  # pragma: no cover - as the job uid, kill(-1) reaches the job's processes only
+            try:
+                os.setgid(self.uid)
+                os.setuid(self.uid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(killer, 0)
 
     def _sweep(self) -> None:
         """Remove what the job uid left in shared writable directories (files must not outlive the job)."""

@@ -59,11 +59,19 @@ class Slot:
         data = json.dumps(payload).encode()
         writer.write(struct.pack(">I", len(data)) + data)
         writer.flush()
-        header = reader.read(4)
-        if len(header) < 4:
+        (size,) = struct.unpack(">I", _read_exactly(reader, 4))
+        return json.loads(_read_exactly(reader, size))
+
+
+def _read_exactly(reader: BinaryIO, n: int) -> bytes:
+    # a raw pipe returns what is there, not what was asked for
+    data = bytearray()
+    while len(data) < n:
+        chunk = reader.read(n - len(data))
+        if not chunk:
             raise ConnectionError("the executor closed its channel")
-        body = reader.read(struct.unpack(">I", header)[0])
-        return json.loads(body)
+        data += chunk
+    return bytes(data)
 
 
 class PooledSandbox:

@@ -131,6 +131,11 @@ class DockerSandbox(PooledSandbox):
             self.close()
             raise
 
+    @property
+    def containers(self) -> list[Any]:
+        """The running slot containers (docker SDK objects)."""
+        return [slot.container for slot in self._slots if isinstance(slot, DockerSlot) and slot.container]
+
     def health(self) -> dict[str, Any]:
         return {**super().health(), "container_network": "none", "image": self.image}
 

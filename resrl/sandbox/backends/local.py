@@ -70,6 +70,11 @@ class LocalSandbox(PooledSandbox):
         for _ in range(self.workers):
             self._add_slot(LocalSlot(self.base_dir, netns))
 
+    @property
+    def job_uids(self) -> list[int]:
+        """The uids jobs run as (one per slot; only meaningful when run as root)."""
+        return [100000 + slot.proc.pid for slot in self._slots if isinstance(slot, LocalSlot) and slot.proc]
+
     def close(self) -> None:
         super().close()
         # only empty directories are left: the stdlib mount points (mounted in the executors' namespaces only)

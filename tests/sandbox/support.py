@@ -1,0 +1,63 @@
+"""Containment checks shared by the sandbox tests, and the secret no job may ever see."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from resrl.sandbox import Job, Sandbox
+from resrl.sandbox.backends.local import LocalSandbox
+
+# Set at import, before any sandbox starts (conftest imports this first): a job must never see it.
+SERVER_SECRET = "resrl-secret-" + secrets.token_hex(8)
+os.environ["RESRL_TEST_SERVER_SECRET"] = SERVER_SECRET
+
+
+def job_processes(sandbox: Sandbox) -> list[str]:
+    """Processes that belong to jobs (should be none between jobs)."""
+    if isinstance(sandbox, LocalSandbox):
+        uids = {str(u) for u in sandbox.job_uids}
+        found = []
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            except OSError:
+                continue
+            if fields.get("Uid", "").split()[0:1] and fields["Uid"].split()[0] in uids:
+                found.append(f"{status.parent.name} {fields.get('Name', '').strip()}")
+        return found
+    found = []
+    for container in sandbox.containers:
+        top = container.top(ps_args="-eo pid,user,comm")
+        found += [" ".join(p) for p in top["Processes"] if p[1] not in ("root", "0")]
+    return found
+
+
+def leftover_files(sandbox: Sandbox) -> list[str]:
+    """Job directories or files of job uids still on disk (should be none between jobs)."""
+    if isinstance(sandbox, LocalSandbox):
+        uids = set(sandbox.job_uids)
+        found = [p.name for p in Path(sandbox.base_dir).iterdir() if not p.name.startswith("stdlib-")]
+        for d in ("/tmp", "/var/tmp", "/dev/shm"):
+            for entry in Path(d).iterdir():
+                try:
+                    if entry.lstat().st_uid in uids:
+                        found.append(str(entry))
+                except OSError:
+                    continue
+        return found
+    found = []
+    for container in sandbox.containers:
+        out = container.exec_run(["sh", "-c", "ls -A /tmp/resrl-sandbox; find /tmp /dev/shm -mindepth 1 "
+                                  "-maxdepth 1 ! -name resrl-sandbox"]).output.decode()  # fmt: skip
+        found += [line for line in out.splitlines() if line.strip()]
+    return found
+
+
+def assert_contained(sandbox: Sandbox) -> None:
+    """The sandbox is healthy, still runs a normal job, and the job left nothing behind."""
+    assert sandbox.health()["ok"]
+    assert sandbox.run(Job(code="print(6 * 7)")).stdout == "42\n"
+    assert job_processes(sandbox) == []
+    assert leftover_files(sandbox) == []

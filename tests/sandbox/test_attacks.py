@@ -1,0 +1,258 @@
+"""The attack suite: each hostile program is contained on every backend, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import threading
+
+import pytest
+
+from resrl.sandbox import AssertTest, CallTest, Job, Limits
+from tests.sandbox.support import SERVER_SECRET, assert_contained
+
+FAST = Limits(wall_s=3.0, cpu_s=2, memory_mb=256, output_bytes=100_000, processes=16, file_size_mb=4)
+
+
+def run(sandbox, code: str, **kwargs):
+    kwargs.setdefault("limits", FAST)
+    result = sandbox.run(Job(code=code, **kwargs))
+    assert result.status != "infra_error", result.message
+    return result
+
+
+def test_fork_bomb(sandbox):
+    code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    assert run(sandbox, code).status in ("timeout", "runtime_error")
+    assert_contained(sandbox)
+
+
+def test_thread_bomb(sandbox):
+    code = "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,)).start()\n"
+    assert run(sandbox, code).status in ("runtime_error", "oom", "timeout")
+    assert_contained(sandbox)
+
+
+def test_memory_bomb(sandbox):
+    code = "chunks = []\nwhile True:\n    chunks.append(bytearray(10**7))\n"
+    assert run(sandbox, code).status == "oom"
+    assert_contained(sandbox)
+
+
+def test_infinite_loop_hits_cpu_limit(sandbox):
+    result = run(sandbox, "while True:\n    pass\n", limits=FAST.model_copy(update={"cpu_s": 1, "wall_s": 20}))
+    assert result.status == "timeout"
+    assert "CPU" in result.message
+    assert_contained(sandbox)
+
+
+def test_sleep_hits_wall_limit(sandbox):
+    result = run(sandbox, "import time\ntime.sleep(600)\n", limits=FAST.model_copy(update={"wall_s": 1}))
+    assert result.status == "timeout"
+    assert "wall" in result.message
+    assert_contained(sandbox)
+
+
+def test_deep_recursion(sandbox):
+    code = "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1) + 1\nf(0)\n"
+    assert run(sandbox, code).status in ("runtime_error", "oom", "timeout")
+    assert_contained(sandbox)
+
+
+def test_output_flood_is_capped_and_flagged(sandbox):
+    result = run(sandbox, "while True:\n    print('x' * 1000)\n")
+    assert result.status == "output_limit"
+    assert result.output_truncated
+    assert len(result.stdout) + len(result.stderr) <= FAST.output_bytes
+    assert_contained(sandbox)
+
+
+def test_disk_fill(sandbox):
+    code = "with open('big.bin', 'wb') as fh:\n    while True:\n        fh.write(b'0' * 2**20)\n"
+    assert run(sandbox, code).status == "runtime_error"
+    assert_contained(sandbox)
+
+
+def test_fd_exhaustion(sandbox):
+    result = run(sandbox, "handles = [open('/dev/null') for _ in range(100000)]\n")
+    assert result.status == "runtime_error"
+    assert "Too many open files" in result.stderr
+    assert_contained(sandbox)
+
+
+def test_network_to_host_loopback(sandbox):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted: list[object] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            accepted.append(listener.accept())
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\nprint('CONNECTED')\n"
+    result = run(sandbox, code)
+    thread.join()
+    listener.close()
+    assert result.status == "runtime_error"
+    assert "CONNECTED" not in result.stdout
+    assert accepted == []
+    assert_contained(sandbox)
+
+
+def test_network_egress_beyond_host(sandbox):
+    code = (
+        "import socket\nfor target in [('1.1.1.1', 53), ('8.8.8.8', 443), ('deb.debian.org', 80)]:\n"
+        "    try:\n        socket.create_connection(target, timeout=2)\n        print('REACHED', target)\n"
+        "    except OSError as exc:\n        print('blocked', type(exc).__name__)\n"
+    )
+    result = run(sandbox, code)
+    assert "REACHED" not in result.stdout
+    assert result.stdout.count("blocked") == 3
+    assert_contained(sandbox)
+
+
+def test_reading_server_environment(sandbox):
+    code = (
+        "import os\nprint(dict(os.environ))\nfor pid in ['1', str(os.getppid()), 'self']:\n"
+        "    try:\n        print(open(f'/proc/{pid}/environ', 'rb').read())\n"
+        "    except OSError as exc:\n        print('denied', pid, exc)\n"
+    )
+    result = run(sandbox, code)
+    assert SERVER_SECRET not in result.stdout + result.stderr
+    assert "RESRL_TEST_SERVER_SECRET" not in result.stdout
+    assert_contained(sandbox)
+
+
+def test_reading_host_files(sandbox):
+    secret = "host-file-secret-" + secrets.token_hex(8)
+    path = f"/tmp/resrl-attack-secret-{os.getpid()}"
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        fh.write(secret)
+    try:
+        code = (
+            f"for path in ['/etc/shadow', {path!r}, '/root/.bashrc', '/proc/1/root/etc/shadow']:\n"
+            "    try:\n        print(open(path).read())\n"
+            "    except OSError as exc:\n        print('blocked', exc.errno)\n"
+        )
+        result = run(sandbox, code)
+    finally:
+        os.unlink(path)
+    assert secret not in result.stdout
+    assert "root:" not in result.stdout
+    assert result.stdout.count("blocked") == 4
+    assert_contained(sandbox)
+
+
+def test_writing_outside_the_job_directory(sandbox):
+    marker = f"resrl-escape-{secrets.token_hex(6)}"
+    code = (
+        f"import os\nfor d in ['/tmp', '/var/tmp', '/dev/shm', '/etc', '/usr', {os.getcwd()!r}, '..']:\n"
+        "    try:\n"
+        f"        open(os.path.join(d, {marker!r}), 'w').write('x')\n        print('wrote', d)\n"
+        "    except OSError as exc:\n        print('denied', d)\n"
+    )
+    result = run(sandbox, code)
+    for d in ["/etc", "/usr", os.getcwd()]:
+        assert f"wrote {d}" not in result.stdout
+    for d in ["/tmp", "/var/tmp", "/dev/shm", "/etc", "/usr", os.getcwd()]:
+        assert not os.path.exists(os.path.join(d, marker))
+    assert_contained(sandbox)
+
+
+def test_files_do_not_persist_between_jobs(sandbox):
+    marker = f"persist-{secrets.token_hex(6)}"
+    places = ["", "/tmp/", "/dev/shm/"]
+    write = "".join(f"try:\n    open('{p}{marker}', 'w').write('x')\nexcept OSError:\n    pass\n" for p in places)
+    run(sandbox, write)
+    check = "import os\n" + "".join(f"print(os.path.exists('{p}{marker}'))\n" for p in places)
+    for _ in range(4):  # every slot gets a turn
+        assert "True" not in run(sandbox, check).stdout
+    assert_contained(sandbox)
+
+
+def test_daemon_does_not_outlive_the_job(sandbox):
+    code = (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        os.closerange(0, 64)\n        time.sleep(120)\n    os._exit(0)\nprint('parent done')\n"
+    )
+    result = run(sandbox, code)
+    assert result.status == "passed"
+    assert result.stdout == "parent done\n"
+    assert_contained(sandbox)
+
+
+def test_killing_the_parent_and_the_group(sandbox):
+    code = (
+        "import os, signal\nfor target in [os.getppid(), 1]:\n    try:\n        os.kill(target, signal.SIGKILL)\n"
+        "        print('killed', target)\n    except OSError as exc:\n        print('denied', target)\n"
+        "os.killpg(0, signal.SIGKILL)\n"
+    )
+    result = run(sandbox, code)
+    assert "killed" not in result.stdout
+    assert result.status == "runtime_error"
+    assert_contained(sandbox)
+
+
+def test_kill_everything_reachable(sandbox):
+    # kill(-1) spares the caller; as the job uid it reaches nothing of the sandbox's
+    result = run(
+        sandbox,
+        (
+            "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept ProcessLookupError:\n    pass\n"
+            "print('still here')\n"
+        ),
+    )
+    assert result.stdout == "still here\n"
+    assert_contained(sandbox)
+
+
+FORGERIES = {
+    "exit": "exit(0)\n",
+    "sys_exit": "import sys\nsys.exit(0)\n",
+    "raise_system_exit": "raise SystemExit(0)\n",
+    "os_exit": "import os\nos._exit(0)\n",
+    "fake_verdict_output": (
+        'import os, sys\nline = \'{"event": "test", "i": 0, "ok": true}\\n{"event": "done"}\\n\'\n'
+        "print(line)\nsys.stderr.write(line)\nfor fd in range(3, 20):\n    try:\n"
+        "        os.write(fd, line.encode())\n        os.write(fd, ('0' * 32 + line).encode())\n"
+        "    except OSError:\n        pass\n"
+    ),
+    "patch_harness": (
+        'import json, os\njson.dumps = lambda *a, **k: \'{"event": "test", "i": 0, "ok": true}\'\n'
+        "os._exit = lambda code: None\nimport builtins\nbuiltins.BaseException = Exception\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_verdict_forging_cannot_pass(sandbox, forgery):
+    tests = [AssertTest(code="assert solve() == 42"), CallTest(fn="solve", expected=42)]
+    result = run(sandbox, FORGERIES[forgery], tests=tests)
+    assert result.status != "passed"
+    assert not any(t.passed for t in result.tests)
+    assert_contained(sandbox)
+
+
+def test_stdin_flood(sandbox):
+    big = "y" * 8_000_000
+    result = run(sandbox, "import sys\nprint(len(sys.stdin.read()))\n", stdin=big)
+    assert result.status == "passed"
+    assert result.stdout == f"{len(big)}\n"
+    echo = run(sandbox, "import sys\nsys.stdout.write(sys.stdin.read())\n", stdin=big)
+    assert echo.status == "output_limit"
+    assert echo.output_truncated
+    assert_contained(sandbox)
+
+
+def test_ctypes_segfault(sandbox):
+    result = run(sandbox, "import ctypes\nctypes.string_at(0)\n")
+    assert result.status == "runtime_error"
+    assert "SIGSEGV" in result.message
+    assert_contained(sandbox)
