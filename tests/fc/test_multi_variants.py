@@ -90,6 +90,7 @@ def test_miss_func_tool_appears_only_later(cls: type[MultiTurnFCEnv]) -> None:
         obs, _, terminated, _, step_info = env.step(CANNOT_CLOSING)
         assert not terminated
         assert "New tools are now available" in obs[0]["content"] and hidden in obs[0]["content"]
+        assert f'"name": "{hidden}"' in obs[0]["content"]  # its schema, for a prompt rendered only once
         assert step_info["new_tools"] == [hidden]
         assert hidden in {s["function"]["name"] for s in step_info["tools"]}
         assert hidden in {s["function"]["name"] for s in env.tools_schema()}

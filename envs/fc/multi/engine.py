@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -33,10 +34,9 @@ ASK_CLOSING = "I need one more detail before I can do that. Could you tell me th
 CANNOT_CLOSING = "I can't do that with the tools I have right now."
 
 
-_SCHEMAS: dict[type, dict[str, dict[str, Any]]] = {}
-
-
+# per state class, computed once: tool lookup and schema generation are not free
 _CLASS_TOOLS: dict[type, dict[str, Tool]] = {}
+_SCHEMAS: dict[type, dict[str, dict[str, Any]]] = {}
 
 
 def _class_tools(cls: type) -> dict[str, Tool]:
@@ -448,7 +448,10 @@ class MultiTurnFCEnv(ChatEnv):
         text = self.user_turns[self.turn]
         if self.turn == self.reveal_turn and self.hidden:
             names = ", ".join(sorted(self.hidden))
-            text = f"[New tools are now available: {names}. See the updated tool list.]\n\n{text}"
+            # the definitions travel in the message: a rollout that rendered the tool list into the prompt
+            # once (token-in-token-out) has no other way to show the model the new schema
+            schemas = json.dumps([self.state_cls.tool_schemas()[n] for n in sorted(self.hidden)])
+            text = f"[New tools are now available: {names}. Definitions: {schemas}]\n\n{text}"
             info["tools"] = self.tools_schema()
             info["new_tools"] = sorted(self.hidden)
         return Transition([user_message(text)], info=info)
