@@ -63,6 +63,9 @@ class DataConfig(_Section):
     train_tasks: int = Field(64, ge=1, description="train tasks per environment")
     test_tasks: int = Field(16, ge=1, description="test tasks per environment")
     seed: int = 0
+    env_kwargs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="constructor kwargs per env id, e.g. {fc/multi/x: {reward_mode: fraction}}"
+    )
 
 
 class OptimConfig(_Section):

@@ -21,8 +21,9 @@ class TaskRoutedEnv:
     It lets one collector batch the generations of tasks from several environments together.
     """
 
-    def __init__(self, tool_format: str) -> None:
+    def __init__(self, tool_format: str, env_kwargs: dict[str, dict[str, Any]] | None = None) -> None:
         self.tool_format = tool_format
+        self.env_kwargs = env_kwargs or {}
         self.env: Any = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -33,7 +34,7 @@ class TaskRoutedEnv:
             raise ValueError("TaskRoutedEnv.reset needs options={'task': ...}")
         env_id = task.env_id if isinstance(task, Task) else task["env_id"]
         self.close()
-        self.env = resrl.make(env_id, tool_format=self.tool_format)
+        self.env = resrl.make(env_id, tool_format=self.tool_format, **self.env_kwargs.get(env_id, {}))
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any):
@@ -69,7 +70,7 @@ class RolloutEngine:
             r = self.cfg.rollout
             self._collectors[temperature] = Collector(
                 self.policy,
-                lambda: TaskRoutedEnv(r.tool_format),
+                lambda: TaskRoutedEnv(r.tool_format, self.cfg.data.env_kwargs),
                 tool_format=r.tool_format,
                 max_turns=r.max_turns,
                 max_tokens=r.max_tokens,
