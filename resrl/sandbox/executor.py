@@ -40,7 +40,7 @@ MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 PR_SET_CHILD_SUBREAPER = 36
 SWEEP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 EXIT_OOM = 86
-EXIT_ERROR = 87
+EXIT_ERROR = 1  # what python itself exits with on an uncaught exception
 _libc = ctypes.CDLL(None, use_errno=True)
 WARM_MODULES = (
     "math", "cmath", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
@@ -112,9 +112,11 @@ def _child_main(mode: str, job: dict, test: dict | None, vfd: int, token: str) -
 def _exec_program(code, ns: dict) -> None:
     try:
         exec(code, ns)
-    except SystemExit as exc:
+    except SystemExit as exc:  # python's own rules: None is 0, an int is the status, anything else is printed
+        if exc.code is not None and not isinstance(exc.code, int):
+            sys.stderr.write(f"{exc.code}\n")
         _flush_quietly()
-        os._exit(0 if exc.code in (None, 0) else EXIT_ERROR)
+        os._exit(exc.code & 0xFF if isinstance(exc.code, int) else int(exc.code is not None))
     except MemoryError:
         os._exit(EXIT_OOM)
     except BaseException:

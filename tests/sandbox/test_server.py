@@ -1,0 +1,126 @@
+"""The sandbox server, started for real with ``resrl serve sandbox`` on 127.0.0.1, and its remote client."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from resrl.sandbox import CallTest, Job, Limits, StdioTest
+from resrl.sandbox.backends.remote import RemoteSandbox
+from tests.sandbox.support import SERVER_SECRET
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(*extra: str):
+    port = _free_port()
+    env = {**os.environ, "RESRL_TEST_SERVER_SECRET": SERVER_SECRET}
+    cmd = [sys.executable, "-m", "resrl", "serve", "sandbox", "--host", "127.0.0.1", "--port", str(port), *extra]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stdout.read().decode()[-2000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not come up")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, url = _start("--workers", "2", "--max-queue", "8")
+    yield url
+    _stop(proc)
+
+
+def test_run_and_batch(server):
+    client = RemoteSandbox(server)
+    job = Job(code="def f(x):\n    return x + 1\n", tests=[CallTest(fn="f", args=[1], expected=2)])
+    assert client.run(job).status == "passed"
+    jobs = [Job(code="import sys\nprint(sys.stdin.read()[::-1])", tests=[StdioTest(input=s, output=s[::-1])])
+            for s in ["abc", "hello", "xyz"]]  # fmt: skip
+    assert [r.status for r in client.run_batch(jobs)] == ["passed"] * 3
+    health = client.health()
+    assert health["ok"] and health["backend"] == "local"
+    client.close()
+
+
+def test_server_environment_never_reaches_jobs(server):
+    result = RemoteSandbox(server).run(Job(code="import os\nprint(os.environ)\nprint(open('/proc/1/environ').read())"))
+    assert SERVER_SECRET not in result.stdout + result.stderr
+
+
+def test_sandboxfusion_run_code(server):
+    files = {"data.txt": base64.b64encode(b"41").decode()}
+    ok = httpx.post(server + "/run_code", json={
+        "code": "import sys\nprint(int(open('data.txt').read()) + int(sys.stdin.read()))", "language": "python",
+        "stdin": "1", "run_timeout": 5, "compile_timeout": 5, "memory_limit_MB": 256, "files": files,
+    }, timeout=30).json()  # fmt: skip
+    assert ok["status"] == "Success"
+    assert ok["run_result"]["status"] == "Finished"
+    assert ok["run_result"]["stdout"] == "42\n"
+    assert ok["run_result"]["return_code"] == 0
+    assert isinstance(ok["run_result"]["execution_time"], float)
+    slow = httpx.post(server + "/run_code", json={"code": "while True: pass", "run_timeout": 1}, timeout=30).json()
+    assert (slow["status"], slow["run_result"]["status"]) == ("Failed", "TimeLimitExceeded")
+    err = httpx.post(server + "/run_code", json={"code": "import sys; sys.exit(3)"}, timeout=30).json()
+    assert (err["status"], err["run_result"]["return_code"]) == ("Failed", 3)
+    bad = httpx.post(server + "/run_code", json={"code": "x", "language": "cobol"}, timeout=30)
+    assert bad.status_code == 400 and "cobol" in bad.json()["detail"]
+
+
+def test_metrics_and_validation(server):
+    assert httpx.post(server + "/v1/run", json={"code": 3}, timeout=30).status_code == 422
+    text = httpx.get(server + "/metrics", timeout=30).text
+    assert 'resrl_sandbox_jobs_total{status="passed"}' in text
+    assert "resrl_sandbox_run_seconds_bucket" in text
+
+
+def test_full_queue_answers_429_and_client_retries():
+    proc, url = _start("--workers", "1", "--max-queue", "0")
+    try:
+        slow = Job(code="import time\ntime.sleep(1.5)\nprint('done')", limits=Limits(wall_s=5))
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(lambda _: httpx.post(url + "/v1/run", json=slow.model_dump(), timeout=30),
+                                    range(4)))  # fmt: skip
+        codes = sorted(r.status_code for r in replies)
+        assert codes.count(200) >= 1 and 429 in codes
+        assert all(r.headers["Retry-After"] for r in replies if r.status_code == 429)
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(RemoteSandbox(url, retries=10).run, [slow] * 3))
+        assert [r.stdout for r in results] == ["done\n"] * 3
+        assert "resrl_sandbox_rejected_total" in httpx.get(url + "/metrics").text
+    finally:
+        _stop(proc)
+
+
+def test_unreachable_server_is_an_infra_error():
+    result = RemoteSandbox(f"http://127.0.0.1:{_free_port()}", retries=1).run(Job(code="print(1)"))
+    assert result.status == "infra_error"
+    assert "unreachable" in result.message
