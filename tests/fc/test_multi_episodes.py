@@ -6,13 +6,13 @@ import json
 import random
 
 import pytest
-from resrl_envs.fc.multi import domain_classes
-from resrl_envs.fc.multi.engine import GoldTurn, MultiTurnFCEnv
-from resrl_envs.fc.multi.filesystem import FileSystem, FileSystemEnv
 
 from resrl.core.messages import ParsedAction, ToolCall
 from resrl.core.task import Task
 from resrl.core.tools import tool
+from resrl_envs.fc.multi import domain_classes
+from resrl_envs.fc.multi.engine import GoldTurn, MultiTurnFCEnv
+from resrl_envs.fc.multi.filesystem import FileSystem, FileSystemEnv
 
 DOMAINS = domain_classes()
 IDS = [cls.domain for cls in DOMAINS]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from resrl_envs.fc.multi import domain_classes, register_multi_turn
-from resrl_envs.fc.multi.engine import variants
 
 import resrl
 from resrl.core.check import check_env
+from resrl_envs.fc.multi import domain_classes, register_multi_turn
+from resrl_envs.fc.multi.engine import variants
 
 REGISTERED = register_multi_turn()
 ALL = [cls for d in domain_classes() for cls in variants(d)]

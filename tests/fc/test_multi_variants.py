@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from resrl_envs.fc.multi import domain_classes
-from resrl_envs.fc.multi.engine import CANNOT_CLOSING, GoldTurn, MultiTurnFCEnv, variants
 
 from resrl.core.messages import ParsedAction
 from resrl.core.task import Task
+from resrl_envs.fc.multi import domain_classes
+from resrl_envs.fc.multi.engine import CANNOT_CLOSING, GoldTurn, MultiTurnFCEnv, variants
 
 MISS_PARAM = [variants(cls)[1] for cls in domain_classes()]
 MISS_FUNC = [variants(cls)[2] for cls in domain_classes()]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from resrl_envs.fc.multi.engine import MultiTurnFCEnv, variants
-
 from resrl.core.registry import register
+from resrl_envs.fc.multi.engine import MultiTurnFCEnv, variants
 
 VARIANT_NOTES = {
     "base": "",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 from pydantic import BaseModel, Field
-from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
 
 from resrl.core.task import Split
 from resrl.core.tools import ToolError, tool
+from resrl_envs.fc.multi.engine import Builder, DomainState, MultiTurnFCEnv, TurnSpec, call, split_pool
 
 PEOPLE = (
     "alice",
