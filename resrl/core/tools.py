@@ -8,6 +8,7 @@ becomes a :class:`ToolResult` whose text the model can read.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import re
@@ -120,7 +121,9 @@ class Tool:
     def __get__(self, obj: Any, objtype: type | None = None) -> Any:
         if obj is None:
             return self
-        return Tool(self.fn.__get__(obj, objtype), self.name, self.description)
+        bound = copy.copy(self)  # shares the validated model: binding must stay cheap
+        bound.fn = self.fn.__get__(obj, objtype)
+        return bound
 
 
 def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None) -> Any:
