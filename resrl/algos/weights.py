@@ -7,16 +7,13 @@ tokens and only a handful of host syncs per call (for the padded sizes), never o
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-PcaMode = Literal["lowrank", "exact"]
+from resrl.algos.subspace import LN_EPS, PcaMode, positive_subspace
 
-_LN_EPS = 1e-5  # the same epsilon as torch's LayerNorm default
-_OVERSAMPLE = 8  # extra random directions for the randomised range finder (Halko et al. 2011)
 _HIST_BINS = 10
 _FLAT_TOL = 1e-5
 
@@ -61,33 +58,6 @@ def _subsample(table: Tensor, valid: Tensor, max_tokens: int, seed: int) -> tupl
     chosen = torch.argsort(keys, dim=1, stable=True)[:, :max_tokens]
     chosen = torch.sort(chosen, dim=1).values  # ascending positions: a fixed summation order
     return table.gather(1, chosen), valid.gather(1, chosen)
-
-
-def _gaussian(rows: int, cols: int, seed: int, like: Tensor) -> Tensor:
-    """A seeded Gaussian test matrix, drawn on the CPU so it is identical on every device."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(rows, cols, generator=gen, dtype=torch.float32).to(device=like.device, dtype=like.dtype)
-
-
-def _top_directions(centred: Tensor, k: int, pca: PcaMode, seed: int, niter: int) -> Tensor:
-    """Top-``k`` right singular vectors of each (S, H) slab of ``centred`` (G, S, H): returns (G, H, k)."""
-    n_groups, rows, width = centred.shape
-    if k == 0:
-        return centred.new_zeros(n_groups, width, 0)
-    if pca == "exact":
-        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-        return vh[:, :k].mT
-    q = min(k + _OVERSAMPLE, rows, width)
-    basis = centred.mT @ (centred @ _gaussian(width, q, seed, centred))
-    basis = torch.linalg.qr(basis).Q
-    for _ in range(niter - 1):
-        basis = torch.linalg.qr(centred.mT @ (centred @ basis)).Q
-    # Rayleigh–Ritz: order the q found directions by the variance they carry, keep the top k.
-    image = centred @ basis
-    gram = (image.mT @ image).double()
-    _, vecs = torch.linalg.eigh(gram)
-    rotation = vecs.flip(-1)[:, :, :k].to(basis.dtype)
-    return basis @ rotation
 
 
 def resrl_weights_packed(
@@ -165,7 +135,7 @@ def _weights(
     keep = torch.nonzero(eligible).squeeze(1)
     pos_table, pos_valid = _subsample(pos_table[keep], pos_valid[keep], max_pos_tokens, seed)
     neg_table, neg_valid = neg_table[keep], neg_valid[keep]
-    mean, basis = _positive_subspace(source, index, pos_table, pos_valid, rank, pca, seed, niter)
+    mean, basis = positive_subspace(_gather(source, index, pos_table), pos_valid, rank, pca, seed, niter)
     residual = _residual_energy(source, index, neg_table, mean, basis)
     group_w = _quantile_map(residual, neg_valid, q_low, q_high, min_weight)
     weights[neg_table[neg_valid]] = group_w[neg_valid]
@@ -175,35 +145,6 @@ def _weights(
 def _gather(source: Tensor, index: Tensor, table: Tensor) -> Tensor:
     """source rows for a (G, L) table of packed-token positions, as one contiguous (G, L, H) copy."""
     return source.index_select(0, index[table.flatten()]).view(*table.shape, source.shape[1])
-
-
-def _positive_subspace(
-    source: Tensor,
-    index: Tensor,
-    table: Tensor,
-    valid: Tensor,
-    rank: int,
-    pca: PcaMode,
-    seed: int,
-    niter: int,
-) -> tuple[Tensor, Tensor]:
-    """Per group: the mean (G, 1, H) of the layer-normed positive tokens and the top directions (G, H, k).
-
-    Directions beyond a group's own cap min(rank, tokens - 1, H) are zero columns, so they project nothing.
-    """
-    width = source.shape[1]
-    slab = F.layer_norm(_gather(source, index, table), (width,), eps=_LN_EPS)
-    invalid = ~valid
-    slab[invalid] = 0.0  # padding rows: exactly zero, so they add nothing to sums or products
-    n_sel = valid.sum(1)
-    mean = slab.sum(1, keepdim=True) / n_sel.view(-1, 1, 1).to(slab.dtype)
-    slab.sub_(mean)
-    slab[invalid] = 0.0
-    k_group = torch.clamp(n_sel - 1, max=min(rank, width))
-    k_max = int(k_group.max())
-    basis = _top_directions(slab, k_max, pca, seed, niter)
-    keep = (torch.arange(k_max, device=source.device) < k_group.unsqueeze(1)).unsqueeze(1)
-    return mean, basis * keep.to(basis.dtype)
 
 
 def _residual_energy(source: Tensor, index: Tensor, table: Tensor, mean: Tensor, basis: Tensor) -> Tensor:
@@ -221,7 +162,7 @@ def _residual_energy(source: Tensor, index: Tensor, table: Tensor, mean: Tensor,
     k = basis.shape[2]
     m = prod[..., k + 1 :] / width
     var = (sq_norm.unsqueeze(-1) / width - m * m).clamp_min(0.0)
-    inv_s = torch.rsqrt(var + _LN_EPS)
+    inv_s = torch.rsqrt(var + LN_EPS)
     ones_proj = torch.cat([basis.sum(1, keepdim=True), mean.sum(-1, keepdim=True)], dim=2)  # 1^T [V, mu]
     z_proj = (prod[..., : k + 1] - m * ones_proj) * inv_s  # [V^T z, z . mu]
     coords = z_proj[..., :k] - mean @ basis
