@@ -37,9 +37,11 @@ import time
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+MNT_DETACH = 2
 PR_SET_CHILD_SUBREAPER = 36
 SWEEP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 EXIT_OOM = 86
+PIPE_STDIN_BYTES = 60_000
 EXIT_ERROR = 1  # what python itself exits with on an uncaught exception
 _libc = ctypes.CDLL(None, use_errno=True)
 WARM_MODULES = (
@@ -143,6 +145,9 @@ class Executor:
         self.uid = 100000 + os.getpid() if self.is_root else os.getuid()
         self.base = base_dir
         os.makedirs(self.base, mode=0o711, exist_ok=True)
+        self.work = tempfile.mkdtemp(prefix="work-", dir=self.base)
+        if self.is_root:
+            os.chown(self.work, self.uid, self.uid)
         self.netns = False
         if netns and self.is_root:
             self.netns = _libc.unshare(CLONE_NEWNET) == 0
@@ -150,6 +155,15 @@ class Executor:
         self.stdlib, self.stdlib_view = sysconfig.get_paths()["stdlib"], None
         if self.is_root and not _world_traversable(self.stdlib):
             self.stdlib_view = self._expose_stdlib()
+        if self.stdlib_view:
+            # from now on this process and its children import the stdlib through the view; packages already
+            # imported look for their submodules through __path__, so that moves too
+            sys.path[:] = [self._view(p) for p in sys.path]
+            for module in list(sys.modules.values()):
+                path = getattr(module, "__path__", None)
+                if isinstance(path, list):
+                    path[:] = [self._view(p) for p in path]
+            self.stdlib = self.stdlib_view
         for name in WARM_MODULES:  # imported once here, so jobs neither pay for nor need to read them
             with contextlib.suppress(ImportError):
                 __import__(name)
@@ -167,6 +181,15 @@ class Executor:
             return None
         return view
 
+    def close(self) -> None:
+        """Remove the work directory and the stdlib view (the executor is about to exit)."""
+        self._kill_leftovers()
+        shutil.rmtree(self.work, ignore_errors=True)
+        if self.stdlib_view:
+            _libc.umount2(self.stdlib_view.encode(), MNT_DETACH)
+            with contextlib.suppress(OSError):
+                os.rmdir(self.stdlib_view)
+
     def health(self) -> dict:
         """What isolation this slot provides."""
         return {"ok": True, **self._isolation()}
@@ -177,7 +200,8 @@ class Executor:
     def run(self, job: dict) -> dict:
         """Run one job; the answer is a dict matching ``resrl.sandbox.models.Result``."""
         started = time.monotonic()
-        work = tempfile.mkdtemp(prefix="job-", dir=self.base)
+        work = self.work
+        before = _mtimes()
         try:
             for name, content in job.get("files", {}).items():
                 path = os.path.normpath(os.path.join(work, name))
@@ -186,20 +210,27 @@ class Executor:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w", encoding="utf-8") as fh:
                     fh.write(content)
-            if self.is_root:
-                for root, dirs, files in os.walk(work):
-                    for name in [*dirs, *files]:
-                        os.chown(os.path.join(root, name), self.uid, self.uid)
-                os.chown(work, self.uid, self.uid)
-            os.chmod(work, 0o700)
+                if self.is_root:
+                    for parent in _parents(path, work):
+                        os.chown(parent, self.uid, self.uid)
             result = self._run_tests(job, work)
         finally:
             self._kill_leftovers()
-            shutil.rmtree(work, ignore_errors=True)
-            self._sweep()
+            self._reset_work()
+            self._sweep(before)
         result["run_time"] = time.monotonic() - started
         result["metadata"] = self._isolation()
         return result
+
+    def _reset_work(self) -> None:
+        """Empty the slot's work directory (reused across jobs: creating and removing one costs more)."""
+        os.chmod(self.work, 0o700)  # the job may have locked its own directory
+        with os.scandir(self.work) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
 
     def _run_tests(self, job: dict, work: str) -> dict:
         tests = job.get("tests", [])
@@ -260,10 +291,16 @@ class Executor:
     def _spawn(self, mode: str, job: dict, test: dict | None, stdin: str, work: str) -> dict:
         limits = job["limits"]
         token = secrets.token_hex(16)
-        fd, stdin_path = tempfile.mkstemp(dir=self.base)
-        os.write(fd, stdin.encode())
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.unlink(stdin_path)
+        data = stdin.encode()
+        if len(data) < PIPE_STDIN_BYTES:  # fits the pipe buffer: no file needed
+            fd, stdin_w = os.pipe()
+            os.write(stdin_w, data)
+            os.close(stdin_w)
+        else:
+            fd, stdin_path = tempfile.mkstemp(dir=self.base)
+            os.unlink(stdin_path)
+            os.write(fd, data)
+            os.lseek(fd, 0, os.SEEK_SET)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         v_r, v_w = os.pipe()
@@ -299,18 +336,9 @@ class Executor:
             os.setuid(self.uid)
         os.environ.clear()
         os.environ.update({"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"})
-        sys.stdin = open(0, closefd=False, encoding="utf-8", errors="replace")  # noqa: SIM115
-        sys.stdout = open(1, "w", closefd=False, encoding="utf-8")  # noqa: SIM115
-        sys.stderr = open(2, "w", closefd=False, encoding="utf-8")  # noqa: SIM115
+        # sys.stdin/stdout/stderr already wrap fds 0-2 with empty buffers; they now reach the job's pipes
         sys.argv = ["solution.py"]
         stdlib = [p for p in sys.path if p.startswith(self.stdlib)]
-        if self.stdlib_view:
-            stdlib = [self._view(p) for p in stdlib]
-            # packages imported before the fork look for their submodules through __path__
-            for module in list(sys.modules.values()):
-                path = getattr(module, "__path__", None)
-                if isinstance(path, list):
-                    path[:] = [self._view(p) for p in path]
         sys.path[:] = [work, *stdlib]
 
     def _view(self, path: str) -> str:
@@ -395,16 +423,15 @@ class Executor:
         orphan of the job, so once ``waitpid`` reports no children, nothing of the job is left."""
         deadline = time.monotonic() + 10
         while True:
-            if self.is_root:
-                self._kill_as_job_uid()
             try:
                 while os.waitpid(-1, os.WNOHANG)[0] != 0:
                     pass
             except ChildProcessError:
-                return
+                return  # no child left: as subreaper we would hold every survivor of the job
             if time.monotonic() > deadline or not self.is_root:
                 return
-            time.sleep(0.002)
+            self._kill_as_job_uid()
+            time.sleep(0.001)
 
     def _kill_as_job_uid(self) -> None:
         killer = os.fork()
@@ -418,11 +445,15 @@ class Executor:
                 os._exit(0)
         os.waitpid(killer, 0)
 
-    def _sweep(self) -> None:
-        """Remove what the job uid left in shared writable directories (files must not outlive the job)."""
+    def _sweep(self, before: dict[str, int]) -> None:
+        """Remove what the job uid left in shared writable directories (files must not outlive the job); a
+        directory whose mtime did not change got no new entry and is skipped."""
         if not self.is_root:
             return
+        after = _mtimes()
         for d in SWEEP_DIRS:
+            if d not in after or before.get(d) == after[d]:
+                continue
             try:
                 entries = list(os.scandir(d))
             except OSError:
@@ -437,6 +468,23 @@ class Executor:
                         os.unlink(e.path)
                 except OSError:
                     pass
+
+
+def _mtimes() -> dict[str, int]:
+    out = {}
+    for d in SWEEP_DIRS:
+        with contextlib.suppress(OSError):
+            out[d] = os.stat(d).st_mtime_ns
+    return out
+
+
+def _parents(path: str, top: str) -> list[str]:
+    """``path`` and its directories below ``top``."""
+    out = []
+    while path != top:
+        out.append(path)
+        path = os.path.dirname(path)
+    return out
 
 
 def _outcome(i: int, t: dict, passed: bool, status: str, message: str) -> dict:
@@ -537,7 +585,10 @@ def main(argv: list[str]) -> int:
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
-        _serve(reader, writer, executor)
+        try:
+            _serve(reader, writer, executor)
+        finally:
+            executor.close()
         return 0
     path = args.socket
     if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):

@@ -38,7 +38,13 @@ def leftover_files(sandbox: Sandbox) -> list[str]:
     """Job directories or files of job uids still on disk (should be none between jobs)."""
     if isinstance(sandbox, LocalSandbox):
         uids = set(sandbox.job_uids)
-        found = [p.name for p in Path(sandbox.base_dir).iterdir() if not p.name.startswith("stdlib-")]
+        found = []
+        for entry in Path(sandbox.base_dir).iterdir():
+            # each slot keeps one work directory, emptied after every job; stdlib-* are read-only mounts
+            if entry.name.startswith("work-"):
+                found += [str(p) for p in entry.iterdir()]
+            elif not entry.name.startswith("stdlib-"):
+                found.append(str(entry))
         for d in ("/tmp", "/var/tmp", "/dev/shm"):
             for entry in Path(d).iterdir():
                 try:
@@ -49,7 +55,7 @@ def leftover_files(sandbox: Sandbox) -> list[str]:
         return found
     found = []
     for container in sandbox.containers:
-        out = container.exec_run(["sh", "-c", "ls -A /tmp/resrl-sandbox; find /tmp /dev/shm -mindepth 1 "
+        out = container.exec_run(["sh", "-c", "find /tmp/resrl-sandbox -mindepth 2; find /tmp /dev/shm -mindepth 1 "
                                   "-maxdepth 1 ! -name resrl-sandbox"]).output.decode()  # fmt: skip
         found += [line for line in out.splitlines() if line.strip()]
     return found
