@@ -3,9 +3,8 @@
 
 def register_envs() -> None:
     """Register ``code/function``, ``code/stdio`` and ``code/interactive`` (the ``resrl.envs`` entry point)."""
-    from resrl_envs.code.envs import FunctionEnv, InteractiveEnv, StdioEnv
-
     import resrl
+    from resrl_envs.code.envs import FunctionEnv, InteractiveEnv, StdioEnv
 
     resrl.register("code/function", FunctionEnv)
     resrl.register("code/stdio", StdioEnv)

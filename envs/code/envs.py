@@ -10,9 +10,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar
 
-from resrl_envs.code import humaneval
-from resrl_envs.code.problems import Problem, draw_problems
-
 from resrl import ChatEnv, ParsedAction, Task, ToolCall, ToolCallParseError, ToolSet, Transition, tool
 from resrl.core.messages import tool_message
 from resrl.core.task import Split
@@ -20,6 +17,8 @@ from resrl.core.tools import Injected, ToolError
 from resrl.sandbox import AssertTest, CallTest, Job, Limits, Result, StdioTest
 from resrl.sandbox.protocol import Sandbox
 from resrl.sandbox.shared import shared_sandbox
+from resrl_envs.code import humaneval
+from resrl_envs.code.problems import Problem, draw_problems
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 TOOL_OUTPUT_CHARS = 4000

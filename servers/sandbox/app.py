@@ -17,10 +17,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
-from resrl_servers.sandbox.fusion import RunCodeRequest, RunCodeResponse
 from starlette.concurrency import run_in_threadpool
 
 from resrl.sandbox import Job, Result, Sandbox
+from resrl_servers.sandbox.fusion import RunCodeRequest, RunCodeResponse
 
 log = logging.getLogger("resrl.server.sandbox")
 MAX_BATCH = 1024

@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the backend and the server; returns when it stops."""
     import uvicorn
-    from resrl_servers.sandbox.app import create_app
 
     from resrl.sandbox import make_sandbox
+    from resrl_servers.sandbox.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     workers = args.workers or os.cpu_count() or 1

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from resrl_envs.code import humaneval
-
 from resrl.sandbox import AssertTest, Job
+from resrl_envs.code import humaneval
 
 
 def _jobs(body: str | None) -> list[Job]:
