@@ -69,11 +69,28 @@ def collate(trajectories: list[Trajectory], pad_id: int) -> TokenBatch:
 
 
 def token_logprobs(
-    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, entropy: bool = False
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    entropy: bool = False,
+    mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs of each next token (B, L-1) and, if asked, the entropy of each next-token distribution."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1].float()
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    """Log-probs of each next token (B, L-1) and, if asked, the entropy of each next-token distribution.
+
+    With ``mask`` (B, L-1), logits are computed only from the first position any row trains on (long prompts
+    of tool schemas cost the LM head and the softmax nothing); earlier positions read 0.
+    """
+    width = input_ids.shape[1] - 1
+    start = 0
+    if mask is not None and bool(mask.any()):
+        start = int(mask.any(dim=0).nonzero()[0])
+    keep = torch.arange(start, width, device=input_ids.device)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep).logits
+    logp_all = torch.log_softmax(logits.float(), dim=-1)
+    logp = logp_all.gather(-1, input_ids[:, start + 1 :].unsqueeze(-1)).squeeze(-1)
     ent = -(logp_all.exp() * logp_all).sum(-1) if entropy else None
+    if start:
+        logp = torch.nn.functional.pad(logp, (start, 0))
+        ent = torch.nn.functional.pad(ent, (start, 0)) if ent is not None else None
     return logp, ent

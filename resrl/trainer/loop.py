@@ -192,10 +192,12 @@ class Trainer:
                 # The state at input position t produced token t + 1: capture where that token is trainable.
                 at_inputs = torch.cat([part.mask, part.mask.new_zeros((len(part), 1))], dim=1)
                 with HiddenCapture(self.model, layer=self.cfg.model.hidden_layer, mask=at_inputs) as cap:
-                    logp, e = token_logprobs(self.model, part.input_ids, part.attention_mask, entropy=True)
+                    logp, e = token_logprobs(
+                        self.model, part.input_ids, part.attention_mask, entropy=True, mask=part.mask
+                    )
                 hid.append(cap.packed())  # (N, H), row-major over the trainable tokens of these rows
             else:
-                logp, e = token_logprobs(self.model, part.input_ids, part.attention_mask, entropy=True)
+                logp, e = token_logprobs(self.model, part.input_ids, part.attention_mask, entropy=True, mask=part.mask)
             old.append(_pad(logp, length))
             ent.append(_pad(e, length))
             if self.cfg.algo.kl_coef > 0:
@@ -209,9 +211,9 @@ class Trainer:
 
     def _ref_logprobs(self, part: TokenBatch) -> torch.Tensor:
         if self.ref_model is not None:
-            return token_logprobs(self.ref_model, part.input_ids, part.attention_mask)[0]
+            return token_logprobs(self.ref_model, part.input_ids, part.attention_mask, mask=part.mask)[0]
         with self.model.disable_adapter():  # LoRA: the base model is the reference, no second copy
-            return token_logprobs(self.model, part.input_ids, part.attention_mask)[0]
+            return token_logprobs(self.model, part.input_ids, part.attention_mask, mask=part.mask)[0]
 
     def _optimize(self, batch, old_logp, ref_logp, advantages, step: int) -> dict[str, float]:
         """PPO epochs over shuffled mini-batches; gradients accumulate over micro-batches."""
@@ -230,7 +232,11 @@ class Trainer:
                     part = batch.select(micro)
                     width = part.mask.shape[1]
                     logp, ent = token_logprobs(
-                        self.model, part.input_ids, part.attention_mask, entropy=algo.entropy_coef > 0
+                        self.model,
+                        part.input_ids,
+                        part.attention_mask,
+                        entropy=algo.entropy_coef > 0,
+                        mask=part.mask,
                     )
                     loss, m = policy_loss(
                         logp,

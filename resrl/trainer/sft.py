@@ -95,7 +95,7 @@ def sft_warmup(
             rng.shuffle(order)
             for start in range(0, len(order), batch_size):
                 batch = collate([data[i] for i in order[start : start + batch_size]], pad)
-                logp, _ = token_logprobs(model, batch.input_ids, batch.attention_mask)
+                logp, _ = token_logprobs(model, batch.input_ids, batch.attention_mask, mask=batch.mask)
                 loss = -(logp * batch.mask).sum() / batch.mask.sum().clamp(min=1)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

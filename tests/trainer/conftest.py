@@ -59,10 +59,11 @@ resrl.register("test/flaky-parity", FlakyParityEnv)
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A tiny Qwen2-shaped model and BPE tokenizer with our ChatML template, saved like a real checkpoint."""
+    """A tiny Qwen2-shaped model and BPE tokenizer with our ChatML template, saved like a real checkpoint
+    (head size 32: the smallest vLLM's CPU attention supports)."""
     from resrl.models import build_tiny
 
-    return build_tiny(tmp_path_factory.mktemp("tiny") / "model", vocab_size=512, hidden=32, layers=2, heads=2)
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "model", vocab_size=512, hidden=64, layers=2, heads=2)
 
 
 @pytest.fixture(scope="session")

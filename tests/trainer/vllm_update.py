@@ -1,0 +1,81 @@
+"""Run by test_vllm.py in a fresh process: vLLM engines must be built under ``if __name__ == "__main__"``.
+
+Trains one step with the ``vllm`` rollout backend and prints, as JSON, whether the in-process engine's weights
+equal the trainer's afterwards and whether its greedy outputs changed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from conftest import base_config  # registers test/parity
+
+from resrl.rollout.policy import SamplingParams
+from resrl.trainer.config import validate_config
+from resrl.trainer.loop import Trainer
+
+# vLLM fuses q/k/v and gate/up into one tensor each; the trainer's names map onto those pieces.
+FUSED = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+
+
+def _engine_params(worker):
+    return {name: p.detach().cpu().clone() for name, p in worker.model_runner.model.named_parameters()}
+
+
+def _compare(engine: dict[str, torch.Tensor], trainer: dict[str, torch.Tensor]) -> tuple[int, float]:
+    """How many engine tensors were checked, and the largest difference to the trainer's weights."""
+    worst, checked = 0.0, 0
+    for name, value in engine.items():
+        parts = [name]
+        for fused, pieces in FUSED.items():
+            if f".{fused}." in name:
+                parts = [name.replace(fused, p) for p in pieces]
+        if not all(p in trainer for p in parts):
+            continue
+        expected = torch.cat([trainer[p] for p in parts], dim=0)
+        worst = max(worst, float((expected - value).abs().max()))
+        checked += 1
+    return checked, worst
+
+
+def main(model: str, out: str) -> None:
+    raw = base_config(
+        Path(model),
+        Path(out),
+        rollout={"backend": "vllm", "engine_kwargs": {"max_model_len": 512, "enforce_eager": True}},
+        optim={"lr": 5e-2},
+    )
+    trainer = Trainer(validate_config(raw))
+    policy = trainer.engine.policy
+    prompt = [trainer.tokenizer.encode("Say something.")]
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
+    before_out = policy.generate(prompt, greedy)[0].token_ids
+    before = policy.llm.collective_rpc(_engine_params)[0]
+    checked_before, diff_before = _compare(before, dict(trainer.model.state_dict()))
+    trainer.train_step(1)
+    after = policy.llm.collective_rpc(_engine_params)[0]
+    checked, diff_after = _compare(after, dict(trainer.model.state_dict()))
+    after_out = policy.generate(prompt, greedy)[0].token_ids
+    moved = max(float((after[k] - before[k]).abs().max()) for k in after)
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "checked": checked,
+                "diff_before": diff_before,
+                "diff_after": diff_after,
+                "engine_moved": moved,
+                "outputs_changed": before_out != after_out,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
