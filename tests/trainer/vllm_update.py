@@ -57,7 +57,7 @@ def main(model: str, out: str) -> None:
     greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
     before_out = policy.generate(prompt, greedy)[0].token_ids
     before = policy.llm.collective_rpc(_engine_params)[0]
-    checked_before, diff_before = _compare(before, dict(trainer.model.state_dict()))
+    _, diff_before = _compare(before, dict(trainer.model.state_dict()))
     trainer.train_step(1)
     after = policy.llm.collective_rpc(_engine_params)[0]
     checked, diff_after = _compare(after, dict(trainer.model.state_dict()))
