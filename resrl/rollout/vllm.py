@@ -19,8 +19,13 @@ from resrl.rollout.policy import Generation, SamplingParams, per_prompt
 
 
 def _load_weights(worker: Any, named_tensors: list[tuple[str, torch.Tensor]]) -> int:
-    """Runs inside the vLLM worker: hand the tensors to the model's own loader (it fuses qkv etc.)."""
-    worker.model_runner.model.load_weights(named_tensors)
+    """Runs inside the vLLM worker. ``reload_weights`` re-runs the post-load processing (on CPU, linear weights
+    are repacked for oneDNN and the plain tensors dropped, so ``model.load_weights`` alone cannot reach them);
+    older vLLMs without it get the model's own loader."""
+    if hasattr(worker, "reload_weights"):
+        worker.reload_weights(weights_iterator=iter(named_tensors), is_checkpoint_format=True)
+    else:
+        worker.model_runner.model.load_weights(named_tensors)
     return len(named_tensors)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import lookup_env  # noqa: E402
+import lookup_env
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -36,9 +36,15 @@ class LookupEnv(ChatEnv):
         rng = random.Random(seed)
         keys = sorted(_TABLE)
         return [
-            Task(id=f"{split}-{seed}-{i}", env_id=ENV_ID, split=split, answer=_TABLE[k], metadata={"key": k},
-                 messages=[{"role": "user", "content": f"What value is stored under '{k}'? Use the tool."}],
-                 tools=cls.tools.schemas())
+            Task(
+                id=f"{split}-{seed}-{i}",
+                env_id=ENV_ID,
+                split=split,
+                answer=_TABLE[k],
+                metadata={"key": k},
+                messages=[{"role": "user", "content": f"What value is stored under '{k}'? Use the tool."}],
+                tools=cls.tools.schemas(),
+            )
             for i, k in enumerate(rng.choice(keys) for _ in range(n))
         ]
 

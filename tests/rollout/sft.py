@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from lookup_env import ENV_ID, LookupEnv
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import resrl
-from lookup_env import ENV_ID, LookupEnv
 from resrl.rollout import encode_episode
 
 
@@ -39,8 +39,9 @@ def sft_on_gold(model_dir: Path, out: Path, steps: int = 30, seed: int = 0) -> P
         rows.append((prompt + response, [0] * len(prompt) + mask))
     width = max(len(ids) for ids, _ in rows)
     ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r, _ in rows])
-    labels = torch.tensor([[t if m else -100 for t, m in zip(r, mk, strict=True)] + [-100] * (width - len(r))
-                           for r, mk in rows])
+    labels = torch.tensor(
+        [[t if m else -100 for t, m in zip(r, mk, strict=True)] + [-100] * (width - len(r)) for r, mk in rows]
+    )
     attn = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r, _ in rows])
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()

@@ -32,10 +32,34 @@ def test_rollout_command_writes_trajectories_and_scores(trained_dir, tmp_path):
     out = tmp_path / "trajs.jsonl"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
-        [sys.executable, "-m", "resrl", "rollout", "--import", "lookup_env_plugin", "--env", "test/lookup",
-         "--policy", f"hf:{trained_dir}", "--tasks", "3", "--n", "2", "--max-turns", "3", "--max-new-tokens", "48",
-         "--temperature", "1.0", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "resrl",
+            "rollout",
+            "--import",
+            "lookup_env_plugin",
+            "--env",
+            "test/lookup",
+            "--policy",
+            f"hf:{trained_dir}",
+            "--tasks",
+            "3",
+            "--n",
+            "2",
+            "--max-turns",
+            "3",
+            "--max-new-tokens",
+            "48",
+            "--temperature",
+            "1.0",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     trajs = [Trajectory.model_validate_json(line) for line in out.read_text().splitlines()]

@@ -6,9 +6,9 @@ import time
 
 import pytest
 import torch
+from lookup_env import ENV_ID, LookupEnv
 
 import resrl
-from lookup_env import ENV_ID, LookupEnv
 from resrl.rollout import Collector, HFPolicy, SamplingParams, ScriptedPolicy, score_logprobs
 
 
@@ -20,8 +20,9 @@ def policy(trained_dir):
 @pytest.fixture(scope="module")
 def trajectories(policy):
     tasks = LookupEnv.generate_tasks("test", 4, 3)
-    collector = Collector(policy, ENV_ID, max_turns=4, max_tokens=400, max_new_tokens_per_turn=64,
-                          temperature=1.0, seed=5, progress=False)
+    collector = Collector(
+        policy, ENV_ID, max_turns=4, max_tokens=400, max_new_tokens_per_turn=64, temperature=1.0, seed=5, progress=False
+    )
     return tasks, collector.collect(tasks, n=4)
 
 
@@ -83,8 +84,10 @@ def test_temperature_logprobs_are_of_the_scaled_distribution(policy):
     g = policy.generate([prompt], SamplingParams(temperature=0.7, max_new_tokens=8, seed=1))[0]
     expected = score_logprobs(policy.model, prompt, g.token_ids, temperature=0.7)
     assert max(abs(a - b) for a, b in zip(g.logprobs, expected, strict=True)) < 1e-3
-    assert max(abs(a - b) for a, b in zip(g.logprobs, score_logprobs(policy.model, prompt, g.token_ids),
-                                            strict=True)) > 1e-3
+    assert (
+        max(abs(a - b) for a, b in zip(g.logprobs, score_logprobs(policy.model, prompt, g.token_ids), strict=True))
+        > 1e-3
+    )
 
 
 def test_update_weights_changes_outputs(tiny_dir):

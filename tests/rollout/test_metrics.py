@@ -31,8 +31,17 @@ def test_pass_at_k_rejects_bad_input():
 
 
 def _traj(group, reward, infra=None):
-    return Trajectory(prompt_ids=[1], response_ids=[2], loss_mask=[1], logprobs=[-0.5], reward=reward,
-                      group_id=group, env_id="e", task_id=group, infra_error=infra)
+    return Trajectory(
+        prompt_ids=[1],
+        response_ids=[2],
+        loss_mask=[1],
+        logprobs=[-0.5],
+        reward=reward,
+        group_id=group,
+        env_id="e",
+        task_id=group,
+        infra_error=infra,
+    )
 
 
 def test_summary_leaves_infra_errors_out():

