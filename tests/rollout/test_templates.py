@@ -10,7 +10,7 @@ from lookup_env import ENV_ID, LookupEnv
 
 from resrl import Task, ToolCall, get_format
 from resrl.models import build_tokenizer
-from resrl.rollout import ChatCodec, Collector, ScriptedPolicy, encode_episode
+from resrl.rollout import ChatCodec, Collector, ScriptedPolicy, TemplateError, encode_episode
 
 TASK = Task(
     id="golden-otter",
@@ -121,5 +121,5 @@ def test_prefix_instability_is_reported(tokenizers):
     tok = tokenizers["chatml"]
     bad = "{% for m in messages %}{{ m.content }}{% endfor %}{{ eos_token }}"
     codec = ChatCodec(tok, chat_template=bad)
-    with pytest.raises(Exception, match="stop token|prefix-stable"):
+    with pytest.raises(TemplateError, match=r"prefix-stable"):
         codec.observation_ids([{"role": "tool", "content": "x"}])
