@@ -107,7 +107,6 @@ def _child_main(mode: str, job: dict, test: dict | None, vfd: int, token: str) -
         except BaseException as exc:
             report({"event": "test", "i": i, "ok": False, "type": type(exc).__name__, "msg": str(exc)[:2000]})
     _flush_quietly()
-    report({"event": "done"})
     os._exit(0)
 
 
@@ -428,9 +427,12 @@ class Executor:
                     pass
             except ChildProcessError:
                 return  # no child left: as subreaper we would hold every survivor of the job
-            if time.monotonic() > deadline or not self.is_root:
+            if time.monotonic() > deadline:
                 return
-            self._kill_as_job_uid()
+            if self.is_root:
+                self._kill_as_job_uid()
+            else:
+                _kill_children()
             time.sleep(0.001)
 
     def _kill_as_job_uid(self) -> None:
@@ -468,6 +470,22 @@ class Executor:
                         os.unlink(e.path)
                 except OSError:
                     pass
+
+
+def _kill_children() -> None:
+    """Without a dedicated uid: kill our direct children (as subreaper, the job's orphans are among them)."""
+    me = str(os.getpid())
+    for stat_file in os.listdir("/proc"):
+        if not stat_file.isdigit():
+            continue
+        try:
+            with open(f"/proc/{stat_file}/stat") as fh:
+                ppid = fh.read().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+        if ppid == me:
+            with contextlib.suppress(OSError):
+                os.kill(int(stat_file), signal.SIGKILL)
 
 
 def _mtimes() -> dict[str, int]:

@@ -16,9 +16,11 @@ from resrl.sandbox.protocol import PooledSandbox, Slot
 EXECUTOR_PATH = Path(executor.__file__)
 
 
-def default_base_dir() -> str:
-    """Where job directories live: one folder per sandbox owner process, mode 0711."""
-    return os.path.join(tempfile.gettempdir(), f"resrl-sandbox-{os.getpid()}")
+def new_base_dir() -> str:
+    """A fresh folder for one sandbox's work directories, mode 0711 (job uids may pass, not list)."""
+    path = tempfile.mkdtemp(prefix=f"resrl-sandbox-{os.getpid()}-")
+    os.chmod(path, 0o711)
+    return path
 
 
 class LocalSlot(Slot):
@@ -66,7 +68,7 @@ class LocalSandbox(PooledSandbox):
 
     def __init__(self, workers: int | None = None, base_dir: str | None = None, netns: bool = True) -> None:
         super().__init__(workers or os.cpu_count() or 1)
-        self.base_dir = base_dir or default_base_dir()
+        self.base_dir = base_dir or new_base_dir()
         for _ in range(self.workers):
             self._add_slot(LocalSlot(self.base_dir, netns))
 

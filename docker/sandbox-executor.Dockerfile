@@ -1,0 +1,10 @@
+# The sandbox executor image: any Debian-like image with python3, plus the stdlib-only executor.
+# The docker backend mounts the executor file itself, so the plain base image works too; this image is for
+# running the executor without the resrl source at hand (set RESRL_SANDBOX_IMAGE to its tag).
+#   docker build -f docker/sandbox-executor.Dockerfile --build-arg BASE_IMAGE=resrl/base:bookworm \
+#       -t resrl/sandbox-executor .
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE}
+COPY resrl/sandbox/executor.py /opt/resrl/executor.py
+RUN python3 -c "import ast; ast.parse(open('/opt/resrl/executor.py').read())"
+CMD ["python3", "-I", "/opt/resrl/executor.py", "--socket", "/run/resrl/executor.sock"]
