@@ -113,11 +113,9 @@ def _weights(
 ) -> tuple[Tensor, dict[str, Any]]:
     """Weights for the N tokens ``source[index]`` (source: (M, H)); gathers only what each step needs."""
     _check_args(source, index, rows, group_ids, positive, rank, q_low, q_high, min_weight, max_pos_tokens, pca, niter)
-    if source.dtype in (torch.float16, torch.bfloat16):
-        source = source.float()  # quantiles and PCA need float32 resolution
     device = source.device
     n_tok = index.numel()
-    weights = torch.ones(n_tok, dtype=source.dtype, device=device)
+    weights = torch.ones(n_tok, dtype=_work_dtype(source), device=device)
     _, group_of_row = torch.unique(group_ids, return_inverse=True)
     n_groups = int(group_of_row.max()) + 1 if group_of_row.numel() else 0
     tok_group = group_of_row[rows]
@@ -142,9 +140,15 @@ def _weights(
     return weights, stats | _weight_stats(group_w[neg_valid], min_weight)
 
 
+def _work_dtype(source: Tensor) -> torch.dtype:
+    # Quantiles and PCA need at least float32 resolution; half-precision rows are widened after gathering.
+    return torch.float32 if source.dtype in (torch.float16, torch.bfloat16) else source.dtype
+
+
 def _gather(source: Tensor, index: Tensor, table: Tensor) -> Tensor:
     """source rows for a (G, L) table of packed-token positions, as one contiguous (G, L, H) copy."""
-    return source.index_select(0, index[table.flatten()]).view(*table.shape, source.shape[1])
+    rows = source.index_select(0, index[table.flatten()]).view(*table.shape, source.shape[1])
+    return rows.to(_work_dtype(source))
 
 
 def _residual_energy(source: Tensor, index: Tensor, table: Tensor, mean: Tensor, basis: Tensor) -> Tensor:
