@@ -92,6 +92,7 @@ class TrainLoopConfig(_Section):
     tasks_per_step: int = Field(4, ge=1, description="groups collected per step")
     eval_every: int = Field(5, ge=0, description="0: only before the first and after the last step")
     eval_k: int = Field(4, ge=1, description="samples per test task for Avg@k / Pass@k")
+    eval_at_start: bool = Field(True, description="evaluate the starting weights before the first step")
     eval_temperature: float = Field(1.0, gt=0.0)
     save_every: int = Field(0, ge=0, description="0: only at the end")
     out_dir: str = "runs/resrl"

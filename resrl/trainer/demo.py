@@ -28,21 +28,22 @@ class DemoSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    hidden: int = 128
-    layers: int = 4
-    heads: int = 4
-    sft_tasks: int = 160
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 2
+    sft_tasks: int = 40  # per single-turn environment
+    sft_multi_tasks: int = 12  # multi-turn gold episodes are 5-10x longer
     sft_epochs: int = 3
     sft_lr: float = 3e-3
-    single_steps: int = 12
-    multi_steps: int = 4
-    tasks_per_step: int = 8
+    single_steps: int = 10
+    multi_steps: int = 3
+    tasks_per_step: int = 4
     n: int = 8
-    lr: float = 2e-4
-    test_tasks: int = 16
+    lr: float = 1e-3
+    test_tasks: int = 8
     eval_k: int = 4
-    max_new_tokens_per_turn: int = 48
-    multi_max_turns: int = 4
+    max_new_tokens_per_turn: int = 64
+    multi_max_turns: int = 3
     seed: int = 0
 
 
@@ -51,7 +52,8 @@ QUICK = DemoSettings(
     hidden=64,
     layers=2,
     heads=2,
-    sft_tasks=24,
+    sft_tasks=6,
+    sft_multi_tasks=2,
     sft_epochs=2,
     single_steps=2,
     multi_steps=1,
@@ -93,6 +95,7 @@ def stage_config(s: DemoSettings, model: Path, out: Path, *, envs: list[str], st
                 "steps": steps,
                 "tasks_per_step": s.tasks_per_step,
                 "eval_every": 0,
+                "eval_at_start": False,  # the demo evaluates the warm start itself, on every environment
                 "eval_k": s.eval_k,
                 "out_dir": str(out),
                 "seed": s.seed,
@@ -136,8 +139,8 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None
     log.info("demo: SFT warm-up on gold demonstrations")
     cfg = stage_config(s, base, out / "warm", envs=SINGLE_TURN, steps=0, multi=False)
     model, tokenizer = load_model(cfg.model)
-    envs = [*SINGLE_TURN, MULTI_TURN]
-    tasks = make_tasks(envs, "train", s.sft_tasks // len(envs), s.seed + 1)
+    tasks = make_tasks(SINGLE_TURN, "train", s.sft_tasks, s.seed + 1)
+    tasks += make_tasks([MULTI_TURN], "train", s.sft_multi_tasks, s.seed + 1)
     sft_warmup(model, tokenizer, tasks, epochs=s.sft_epochs, batch_size=8, lr=s.sft_lr, seed=s.seed)
     warm = out / "warm" / "model"
     model.save_pretrained(warm)

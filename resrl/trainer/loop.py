@@ -115,7 +115,7 @@ class Trainer:
         """Train to ``train.steps``; returns the last evaluation's metrics."""
         cfg = self.cfg.train
         last_eval: dict[str, Any] = {}
-        if self.start_step == 0:
+        if self.start_step == 0 and cfg.eval_at_start:
             last_eval = self.evaluate(0)
         with Progress(transient=True) as bar:
             job = bar.add_task("training", total=cfg.steps, completed=self.start_step)
