@@ -5,6 +5,6 @@
 #       -t resrl/sandbox-executor .
 ARG BASE_IMAGE=python:3.12-slim
 FROM ${BASE_IMAGE}
-COPY resrl/sandbox/executor.py /opt/resrl/executor.py
-RUN python3 -c "import ast; ast.parse(open('/opt/resrl/executor.py').read())"
+COPY resrl/sandbox/executor.py resrl/sandbox/harness.py resrl/sandbox/verdicts.py /opt/resrl/
+RUN python3 -I /opt/resrl/executor.py --help >/dev/null
 CMD ["python3", "-I", "/opt/resrl/executor.py", "--socket", "/run/resrl/executor.sock"]

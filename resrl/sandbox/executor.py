@@ -1,4 +1,5 @@
-"""The warm fork-server that runs untrusted code. Standard library only: it is copied into containers as is.
+"""The warm fork-server that runs untrusted code. Standard library only, like its two siblings ``harness.py``
+and ``verdicts.py``: the three files are mounted or copied into containers as they are.
 
 One executor process is one slot: it reads framed JSON requests (4-byte big-endian length + UTF-8 JSON) from
 its transport, runs one job at a time, and answers with a result dict. Per job it forks children that get a
@@ -19,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
-import math
 import os
 import resource
 import secrets
@@ -34,15 +34,23 @@ import sysconfig
 import tempfile
 import time
 
+if __package__:  # imported as part of resrl
+    from . import harness, verdicts
+else:  # run as a lone script next to its two siblings (containers, ``python -I executor.py``); importing the
+    # resrl package here would load pydantic and friends into every warm executor
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import harness  # type: ignore[no-redef]
+    import verdicts  # type: ignore[no-redef]
+
+    del sys.path[0]
+
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_CHILD_SUBREAPER = 36
 SWEEP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
-EXIT_OOM = 86
 PIPE_STDIN_BYTES = 60_000
-EXIT_ERROR = 1  # what python itself exits with on an uncaught exception
 _libc = ctypes.CDLL(None, use_errno=True)
 WARM_MODULES = (
     "math", "cmath", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
@@ -54,85 +62,6 @@ WARM_MODULES = (
 def _world_traversable(path: str) -> bool:
     parts = os.path.abspath(path).split(os.sep)
     return all(os.stat(os.sep.join(parts[:i]) or os.sep).st_mode & stat.S_IXOTH for i in range(2, len(parts) + 1))
-
-
-# -- the harness: runs in the forked child, after isolation, before and around user code ------------------
-def _child_main(mode: str, job: dict, test: dict | None, vfd: int, token: str) -> None:
-    """Run in the job child: execute the program (and in-process tests); never returns."""
-    write, dumps = os.write, json.dumps  # bound now: user code may patch the modules later
-
-    def report(obj: dict) -> None:
-        data = (token + dumps(obj) + "\n").encode()
-        while data:
-            data = data[write(vfd, data) :]
-
-    try:
-        if mode == "checker":
-            ns: dict = {"__name__": "checker"}
-            exec(compile(test["checker"], "<checker>", "exec"), ns)
-            payload = json.loads(sys.stdin.read())
-            ok = bool(ns["check"](payload["input"], payload["output"], payload.get("expected")))
-            report({"event": "checked", "ok": ok})
-            os._exit(0)
-        code = compile(job["code"], "solution.py", "exec")
-    except SyntaxError as exc:
-        sys.stderr.write(f"SyntaxError: {exc}\n")
-        sys.stderr.flush()
-        os._exit(EXIT_ERROR)
-    ns = {"__name__": "__main__" if mode == "stdio" else "solution", "__builtins__": __builtins__}
-    if mode == "stdio":
-        _exec_program(code, ns)
-        os._exit(0)
-    try:
-        exec(code, ns)
-    except BaseException as exc:  # SystemExit too: leaving early must not look like success
-        _flush_quietly()
-        report({"event": "load_error", "type": type(exc).__name__, "msg": str(exc)[:2000]})
-        os._exit(EXIT_OOM if isinstance(exc, MemoryError) else EXIT_ERROR)
-    report({"event": "loaded"})
-    for i, t in enumerate(job["tests"]):
-        if t["kind"] not in ("assert", "call"):
-            continue
-        try:
-            if t["kind"] == "assert":
-                exec(compile(t["code"], f"<test {i}>", "exec"), ns)
-                report({"event": "test", "i": i, "ok": True})
-            else:
-                value = ns[t["fn"]](*t.get("args", []), **t.get("kwargs", {}))
-                try:
-                    encoded = dumps(value)
-                except (TypeError, ValueError):
-                    encoded = dumps({"__unserializable__": repr(value)[:500]})
-                report({"event": "test", "i": i, "value": encoded})
-        except BaseException as exc:
-            report({"event": "test", "i": i, "ok": False, "type": type(exc).__name__, "msg": str(exc)[:2000]})
-    _flush_quietly()
-    os._exit(0)
-
-
-def _exec_program(code, ns: dict) -> None:
-    try:
-        exec(code, ns)
-    except SystemExit as exc:  # python's own rules: None is 0, an int is the status, anything else is printed
-        if exc.code is not None and not isinstance(exc.code, int):
-            sys.stderr.write(f"{exc.code}\n")
-        _flush_quietly()
-        os._exit(exc.code & 0xFF if isinstance(exc.code, int) else int(exc.code is not None))
-    except MemoryError:
-        os._exit(EXIT_OOM)
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-        _flush_quietly()
-        os._exit(EXIT_ERROR)
-    _flush_quietly()
-
-
-def _flush_quietly() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed or broken stream must not decide the verdict
-            stream.flush()
 
 
 # -- the executor side ------------------------------------------------------------------------------------
@@ -249,7 +178,7 @@ class Executor:
                     first_failed = run
                 last = run
         # the output shown is the program's own run, else the first failing test's, else the last test's
-        return _summarise(tests, outcomes, main or first_failed or last)
+        return verdicts.summarise(tests, outcomes, main or first_failed or last)
 
     def _judge_inproc(self, job: dict, run: dict, outcomes: list, idx: list[int]) -> None:
         reports = run["reports"]
@@ -260,32 +189,32 @@ class Executor:
             t = job["tests"][i]
             r = by_test.get(i)
             if run["status"] != "ok" and r is None:
-                outcomes[i] = _outcome(i, t, False, run["status"], run["message"])
+                outcomes[i] = verdicts.outcome(i, t, False, run["status"], run["message"])
             elif not loaded or r is None:
                 why = f"{load_error['type']}: {load_error['msg']}" if load_error else "the test never reported"
                 status = "oom" if load_error and load_error["type"] == "MemoryError" else "runtime_error"
-                outcomes[i] = _outcome(i, t, False, status, why)
+                outcomes[i] = verdicts.outcome(i, t, False, status, why)
             elif t["kind"] == "call" and "value" in r:
-                outcomes[i] = _judge_value(i, t, r["value"])
+                outcomes[i] = verdicts.judge_value(i, t, r["value"])
             elif r.get("ok") is True:
-                outcomes[i] = _outcome(i, t, True, "passed", "")
+                outcomes[i] = verdicts.outcome(i, t, True, "passed", "")
             else:
                 kind = r.get("type", "Error")
                 status = "oom" if kind == "MemoryError" else "failed"
-                outcomes[i] = _outcome(i, t, False, status, f"{kind}: {r.get('msg', '')}")
+                outcomes[i] = verdicts.outcome(i, t, False, status, f"{kind}: {r.get('msg', '')}")
 
     def _judge_stdio(self, i: int, job: dict, t: dict, run: dict, work: str) -> dict:
         if run["status"] != "ok":
-            return _outcome(i, t, False, run["status"], run["message"])
+            return verdicts.outcome(i, t, False, run["status"], run["message"])
         if t["kind"] == "checker":
             payload = json.dumps({"input": t.get("input", ""), "output": run["stdout"], "expected": t.get("output")})
             check = self._spawn("checker", job, t, payload, work)
             ok = check["status"] == "ok" and any(r.get("event") == "checked" and r.get("ok") for r in check["reports"])
             why = "" if ok else (check["message"] or check["stderr"][-500:] or "the checker rejected the output")
-            return _outcome(i, t, ok, "passed" if ok else "failed", why)
-        ok = _compare(run["stdout"], t.get("output", ""), t.get("compare", "whitespace"), t)
-        why = "" if ok else f"expected {_clip(t.get('output', ''))!r}, got {_clip(run['stdout'])!r}"
-        return _outcome(i, t, ok, "passed" if ok else "failed", why)
+            return verdicts.outcome(i, t, ok, "passed" if ok else "failed", why)
+        ok = verdicts.compare_output(run["stdout"], t.get("output", ""), t.get("compare", "whitespace"), t)
+        why = "" if ok else f"expected {verdicts.clip(t.get('output', ''))!r}, got {verdicts.clip(run['stdout'])!r}"
+        return verdicts.outcome(i, t, ok, "passed" if ok else "failed", why)
 
     def _spawn(self, mode: str, job: dict, test: dict | None, stdin: str, work: str) -> dict:
         limits = job["limits"]
@@ -308,9 +237,9 @@ class Executor:
         if pid == 0:  # pragma: no cover - the child never returns
             try:
                 self._isolate(limits, work, fd, out_w, err_w, v_w)
-                _child_main(mode, job, test, 3, token)
+                harness.child_main(mode, job, test, 3, token)
             finally:
-                os._exit(EXIT_ERROR)
+                os._exit(harness.EXIT_ERROR)
         for f in (fd, out_w, err_w, v_w):
             os.close(f)
         return self._supervise(pid, limits, out_r, err_r, v_r, token, started)
@@ -401,7 +330,7 @@ class Executor:
             status, message = "timeout", f"wall-clock limit of {limits['wall_s']} s reached"
         elif sig in (signal.SIGXCPU,) or (sig == signal.SIGKILL and time.monotonic() - t0 >= limits["cpu_s"]):
             status, message = "timeout", f"CPU limit of {limits['cpu_s']} s reached"
-        elif code == EXIT_OOM or b"MemoryError" in err[-4000:]:
+        elif code == harness.EXIT_OOM or b"MemoryError" in err[-4000:]:
             status, message = "oom", f"memory limit of {limits['memory_mb']} MB reached"
         elif sig:
             status, message = "runtime_error", f"killed by signal {signal.Signals(sig).name}"
@@ -503,70 +432,6 @@ def _parents(path: str, top: str) -> list[str]:
         out.append(path)
         path = os.path.dirname(path)
     return out
-
-
-def _outcome(i: int, t: dict, passed: bool, status: str, message: str) -> dict:
-    return {"index": i, "kind": t["kind"], "passed": passed, "status": status, "message": message[:2000]}
-
-
-def _clip(text: str, n: int = 200) -> str:
-    return text if len(text) <= n else f"{text[:n]}...[{len(text) - n} more chars]"
-
-
-def _judge_value(i: int, t: dict, encoded: str) -> dict:
-    got = json.loads(encoded)
-    want = json.loads(json.dumps(t.get("expected")))
-    ok = _values_equal(got, want, t.get("rel_tol", 0.0), t.get("abs_tol", 0.0))
-    return _outcome(i, t, ok, "passed" if ok else "failed", "" if ok else f"expected {want!r}, got {got!r}"[:2000])
-
-
-def _values_equal(got, want, rel: float, abs_: float) -> bool:
-    if isinstance(want, float) and isinstance(got, int | float) and not isinstance(got, bool):
-        return got == want or math.isclose(got, want, rel_tol=rel, abs_tol=abs_)
-    if isinstance(want, list) and isinstance(got, list):
-        return len(got) == len(want) and all(_values_equal(g, w, rel, abs_) for g, w in zip(got, want, strict=False))
-    if isinstance(want, dict) and isinstance(got, dict):
-        return got.keys() == want.keys() and all(_values_equal(got[k], want[k], rel, abs_) for k in want)
-    return type(got) is type(want) and got == want
-
-
-def _compare(got: str, want: str, mode: str, t: dict) -> bool:
-    if mode == "exact":
-        return got == want
-    a, b = got.split(), want.split()
-    if mode == "whitespace":
-        return a == b
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b, strict=False):
-        if x == y:
-            continue
-        try:
-            if not math.isclose(float(x), float(y), rel_tol=t.get("rel_tol", 1e-6), abs_tol=t.get("abs_tol", 1e-9)):
-                return False
-        except ValueError:
-            return False
-    return True
-
-
-_ORDER = ("output_limit", "timeout", "oom", "runtime_error", "failed")
-
-
-def _summarise(tests: list, outcomes: list, main: dict) -> dict:
-    statuses = [o["status"] for o in outcomes if o is not None]
-    if not tests:
-        status = "passed" if main["status"] == "ok" else main["status"]
-    else:
-        status = next((s for s in _ORDER if s in statuses), "passed")
-    return {
-        "status": status,
-        "tests": outcomes,
-        "stdout": main["stdout"],
-        "stderr": main["stderr"],
-        "output_truncated": main["truncated"],
-        "exit_code": main["exit_code"],
-        "message": main["message"] or next((o["message"] for o in outcomes if o and not o["passed"]), ""),
-    }
 
 
 # -- transports -------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The docker backend: the same executor inside long-lived containers, one per slot, started once.
 
 Containers run with ``--network none``, a pids limit, a memory limit and a read-only root with a tmpfs
-``/tmp``; the executor file is mounted read-only and speaks over a Unix socket in a mounted host directory, so
+``/tmp``; the executor's folder is mounted read-only and speaks over a Unix socket in a mounted host directory, so
 no network and no image build are needed. Jobs never start a container (no ``docker run`` per job).
 """
 
@@ -53,7 +53,8 @@ class DockerSlot(Slot):
             tmpfs={"/tmp": f"rw,size={self.tmpfs_mb}m,mode=1777"},
             volumes={
                 self.sock_dir: {"bind": "/run/resrl", "mode": "rw"},
-                str(EXECUTOR_PATH): {"bind": "/opt/resrl/executor.py", "mode": "ro"},
+                # the executor with its stdlib-only siblings (harness.py, verdicts.py)
+                str(EXECUTOR_PATH.parent): {"bind": "/opt/resrl", "mode": "ro"},
             },
             environment={},
         )
