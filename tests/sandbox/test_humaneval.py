@@ -14,13 +14,13 @@ def _jobs(body: str | None) -> list[Job]:
     ]  # fmt: skip
 
 
-def test_canonical_solutions_pass_and_return_none_fails(local_sandbox):
+def test_canonical_solutions_pass_and_return_none_fails(sandbox):
     problems = humaneval.problems()
     assert len(problems) == 164
-    good = local_sandbox.run_batch(_jobs(None))
+    good = sandbox.run_batch(_jobs(None))
     failed = [(p["task_id"], r.status, r.message) for p, r in zip(problems, good, strict=True) if not r.passed]
     assert failed == []
-    bad = local_sandbox.run_batch(_jobs("    return None\n"))
+    bad = sandbox.run_batch(_jobs("    return None\n"))
     passed = [p["task_id"] for p, r in zip(problems, bad, strict=True) if r.status == "passed"]
     assert passed == []
     assert {r.status for r in bad} <= {"failed", "runtime_error", "timeout"}

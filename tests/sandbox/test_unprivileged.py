@@ -1,0 +1,62 @@
+"""The executor without root (no dedicated uid, no namespaces): it says so, and still leaves nothing behind.
+
+Run inside a container as ``nobody`` through the executor's own ``--stdio`` transport.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+
+import pytest
+
+from resrl.sandbox import Job, Limits, make_sandbox
+from resrl.sandbox.backends.local import EXECUTOR_PATH
+
+DAEMON = (
+    "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+    "        os.closerange(0, 64)\n        time.sleep(120)\n    os._exit(0)\nprint('parent done')\n"
+)
+PS = "import subprocess\nprint(subprocess.run(['ps', '-eo', 'pid=,comm='], capture_output=True, text=True).stdout)"
+
+
+@pytest.fixture
+def unprivileged(require_docker):
+    from resrl.sandbox.backends.docker import DEFAULT_IMAGE
+
+    cmd = ["docker", "run", "--rm", "-i", "--user", "65534", "--network", "none",
+           "-v", f"{EXECUTOR_PATH.parent}:/opt/resrl:ro", DEFAULT_IMAGE,
+           "python3", "-I", "/opt/resrl/executor.py", "--stdio"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def request(payload: dict) -> dict:
+        data = json.dumps(payload).encode()
+        proc.stdin.write(struct.pack(">I", len(data)) + data)
+        proc.stdin.flush()
+        (size,) = struct.unpack(">I", proc.stdout.read(4))
+        return json.loads(proc.stdout.read(size))
+
+    yield request
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+
+
+def test_unprivileged_executor_reports_and_contains(unprivileged):
+    health = unprivileged({"op": "health"})
+    assert health == {"ok": True, "netns": False, "dedicated_uid": False, "uid": 65534}
+    limits = Limits(wall_s=5).model_dump()
+    ran = unprivileged({"op": "run", "job": {"code": DAEMON, "tests": [], "limits": limits}})
+    assert (ran["status"], ran["stdout"], ran["metadata"]["netns"]) == ("passed", "parent done\n", False)
+    processes = unprivileged({"op": "run", "job": {"code": PS, "tests": [], "limits": limits}})["stdout"]
+    assert processes.count("python3") == 2  # the executor and this job: the daemon is gone
+
+
+def test_make_sandbox_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("RESRL_SANDBOX_URL", "http://127.0.0.1:9")
+    remote = make_sandbox()
+    assert type(remote).__name__ == "RemoteSandbox"
+    assert remote.run(Job(code="print(1)")).status == "infra_error"
+    remote.close()
+    with pytest.raises(ValueError, match="unknown sandbox"):
+        make_sandbox("podman")
