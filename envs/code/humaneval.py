@@ -20,11 +20,6 @@ def check_program(problem: dict[str, Any]) -> str:
     return f"{problem['test']}\ncheck({problem['entry_point']})\n"
 
 
-def program(problem: dict[str, Any], completion: str) -> str:
-    """The prompt with the model's code after it: a full function overrides the prompt's, a body completes it."""
-    return problem["prompt"] + completion
-
-
 def draw(n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` problems in a seeded order (all of them, at most)."""
     items = list(problems())
