@@ -5,9 +5,8 @@
    ``torch.pca_lowrank`` per group, full projections materialised, host syncs per group. Same inputs, same
    process, interleaved runs after a warm-up; the best of each is shown. ``--quality`` adds both methods'
    distance from the exact (batched SVD) weights.
-2. Memory: the extra bytes kept by ``HiddenCapture`` (one layer, trainable positions only) vs
-   ``output_hidden_states=True`` (every layer, every position) on a tiny Qwen2 model, measured as the bytes of
-   the tensors each keeps and as the peak RSS of a fresh subprocess per method.
+2. Memory: the bytes kept by ``HiddenCapture`` (one layer, trainable positions only) vs
+   ``output_hidden_states=True`` (every layer, every position) on a tiny 8-layer Qwen2 model.
 
 Run: ``python benchmarks/resrl_weights.py [--device cuda] [--skip-memory] [--quality]``.
 """
@@ -15,9 +14,6 @@ Run: ``python benchmarks/resrl_weights.py [--device cuda] [--skip-memory] [--qua
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -128,55 +124,41 @@ def bench_time(device: str, repeats: int, quality: bool) -> list[tuple[str, str,
     return rows
 
 
-_MEMORY_CHILD = r"""
-import json, resource, sys, torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
-from resrl.algos import HiddenCapture
-method = sys.argv[1]
-torch.manual_seed(0)
-cfg = Qwen2Config(vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=8,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
-model = Qwen2ForCausalLM(cfg).eval()
-ids = torch.randint(0, 512, (16, 512))
-mask = torch.rand(16, 512) < 0.5
-with torch.no_grad():
-    model(input_ids=ids[:1, :8])  # warm-up: lazy allocations are not part of the measurement
-base_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-with torch.no_grad():
-    if method == "hook":
+def bench_memory() -> list[tuple[str, str, str]]:
+    """Bytes of the tensors each method keeps on a tiny 8-layer Qwen2 (16 x 512 tokens, half trainable)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from resrl.algos import HiddenCapture
+
+    torch.manual_seed(0)
+    cfg = Qwen2Config(
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=8,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+    )
+    model = Qwen2ForCausalLM(cfg).eval()
+    ids = torch.randint(0, 512, (16, 512))
+    mask = torch.rand(16, 512) < 0.5
+    with torch.no_grad():
         with HiddenCapture(model, mask=mask) as cap:
             model(input_ids=ids)
-        kept = [cap.packed()]
-    elif method == "hidden_states":
-        out = model(input_ids=ids, output_hidden_states=True)
-        kept = list(out.hidden_states)
-    else:
-        model(input_ids=ids)
-        kept = []
-print(json.dumps({"kept_bytes": sum(t.numel() * t.element_size() for t in kept),
-                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_peak}))
-"""
-
-
-def bench_memory() -> list[tuple[str, str, str]]:
-    results = {}
-    for method in ("plain", "hook", "hidden_states"):
-        proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, method], capture_output=True, text=True, check=True)
-        results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
-    rows = []
-    for method, label in (("hook", "HiddenCapture (layer -2, masked)"), ("hidden_states", "output_hidden_states")):
-        r = results[method]
-        rows.append(
-            (
-                f"{label}: tensors kept",
-                f"{r['kept_bytes'] / 2**20:.1f} MiB",
-                f"forward's peak RSS +{r['peak_kib'] / 1024:.0f} MiB "
-                f"(plain forward +{results['plain']['peak_kib'] / 1024:.0f} MiB)",
-            )
-        )
-    ratio = results["hidden_states"]["kept_bytes"] / max(results["hook"]["kept_bytes"], 1)
-    rows.append(("output_hidden_states / hook (bytes kept)", f"{ratio:.1f}x", "tiny Qwen2: 8 layers, H=256, 16x512"))
-    return rows
+        hook = cap.packed()
+        states = model(input_ids=ids, output_hidden_states=True).hidden_states
+    hook_bytes = hook.numel() * hook.element_size()
+    all_bytes = sum(t.numel() * t.element_size() for t in states)
+    return [
+        ("HiddenCapture (layer -2, trainable positions)", f"{hook_bytes / 2**20:.1f} MiB", "detached, (N, H)"),
+        ("output_hidden_states=True", f"{all_bytes / 2**20:.1f} MiB", f"{len(states)} x (B, T, H)"),
+        (
+            "extra memory of output_hidden_states vs hook",
+            f"+{(all_bytes - hook_bytes) / 2**20:.1f} MiB",
+            f"{all_bytes / hook_bytes:.1f}x",
+        ),
+    ]
 
 
 def main() -> int:
@@ -195,7 +177,7 @@ def main() -> int:
         for row in bench_time(args.device, args.repeats, args.quality):
             table.add_row(*row)
     if not args.skip_memory:
-        with console.status("measuring capture memory in subprocesses"):
+        with console.status("measuring capture memory"):
             for row in bench_memory():
                 table.add_row(*row)
     console.print(table)
