@@ -93,6 +93,7 @@ class HFPolicy:
         tokens: list[list[int]] = [[] for _ in range(n)]
         logps: list[list[float]] = [[] for _ in range(n)]
         reasons: list[str | None] = [None] * n
+        rows = list(range(n))  # batch row -> prompt index; finished rows are dropped from the batch
         for step in range(int(limits.max())):
             logits = logits.float()
             greedy = temps == 0
@@ -101,18 +102,26 @@ class HFPolicy:
             sampled = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)
             chosen = torch.where(greedy, logp.argmax(-1), sampled)
             chosen_lp = logp.gather(1, chosen[:, None]).squeeze(1)
-            for i, (tok, lp) in enumerate(zip(chosen.tolist(), chosen_lp.tolist(), strict=True)):
-                if reasons[i] is not None:
-                    continue
+            keep = []
+            for b, (tok, lp) in enumerate(zip(chosen.tolist(), chosen_lp.tolist(), strict=True)):
+                i = rows[b]
                 tokens[i].append(tok)
                 logps[i].append(lp)
                 if tok in stops[i]:
                     reasons[i] = "stop"
-                elif step + 1 >= int(limits[i]):
+                elif step + 1 >= int(limits[b]):
                     reasons[i] = "length"
-            if all(r is not None for r in reasons):
+                else:
+                    keep.append(b)
+            if not keep:
                 break
-            attn = torch.cat([attn, torch.ones((n, 1), dtype=attn.dtype, device=dev)], dim=1)
+            if len(keep) < len(rows):
+                index = torch.tensor(keep, device=dev)
+                cache.batch_select_indices(index)
+                chosen, attn, pos = chosen[index], attn[index], pos[index]
+                temps, limits = temps[index], limits[index]
+                rows = [rows[b] for b in keep]
+            attn = torch.cat([attn, torch.ones((len(rows), 1), dtype=attn.dtype, device=dev)], dim=1)
             pos = pos[:, -1:] + 1
             out = self.model(
                 input_ids=chosen[:, None], attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True

@@ -141,14 +141,16 @@ def test_infra_failures_are_flagged_not_scored(policy):
         return hermes.render("", [resrl.ToolCall(name="lookup", arguments={"key": key})])
 
     scripted = ScriptedPolicy(policy.tokenizer, respond)
-    collector = Collector(scripted, "test/broken", max_turns=2, episode_timeout=1.5, progress=False)
-    by_key = {t.metadata["key"]: None for t in tasks}
-    for task, traj in zip(tasks, collector.collect(tasks, 1), strict=True):
-        by_key[task.metadata["key"]] = traj
+    collector = Collector(scripted, "test/broken", max_turns=2, episode_timeout=60, progress=False)
+    fast = [t for t in tasks if t.metadata["key"] != "river"]
+    by_key = {t.metadata["key"]: traj for t, traj in zip(fast, collector.collect(fast, 1), strict=True)}
     assert by_key["apple"].finish_reason == "error" and "backend down" in by_key["apple"].infra_error
     assert by_key["cloud"].finish_reason == "error" and "database unavailable" in by_key["cloud"].infra_error
-    assert by_key["river"].finish_reason == "timeout" and "timeout" in by_key["river"].infra_error
     assert by_key["otter"].infra_error is None and by_key["otter"].finish_reason == "max_turns"
+    # A step that hangs past the episode timeout ends the episode as an infrastructure timeout.
+    slow = Collector(scripted, "test/broken", max_turns=2, episode_timeout=1.0, progress=False)
+    (river,) = slow.collect([_task("river")], 1)
+    assert river.finish_reason == "timeout" and "timeout" in river.infra_error
 
 
 def test_limits(policy):
