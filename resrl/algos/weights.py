@@ -53,7 +53,8 @@ def _subsample(table: Tensor, valid: Tensor, max_tokens: int, seed: int) -> tupl
     if table.shape[1] <= max_tokens:
         return table, valid
     pos = torch.arange(table.shape[1], device=table.device, dtype=torch.long)
-    keys = _hash32((pos + (seed % 2**32) * 0x9E3779B9) & 0xFFFFFFFF).expand_as(table).clone()
+    offset = (seed * 0x9E3779B9) & 0xFFFFFFFF  # reduced in Python: any int seed, no int64 overflow
+    keys = _hash32((pos + offset) & 0xFFFFFFFF).expand_as(table).clone()
     keys[~valid] = 2**40  # padding sorts last
     chosen = torch.argsort(keys, dim=1, stable=True)[:, :max_tokens]
     chosen = torch.sort(chosen, dim=1).values  # ascending positions: a fixed summation order

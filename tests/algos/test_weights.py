@@ -118,6 +118,8 @@ def test_subsample_is_seeded_and_independent_of_other_groups():
     base = resrl_token_weights(hidden, mask, gids, pos, seed=3, **kw)
     assert torch.equal(resrl_token_weights(hidden, mask, gids, pos, seed=3, **kw), base)
     assert not torch.equal(resrl_token_weights(hidden, mask, gids, pos, seed=4, **kw), base)
+    big = resrl_token_weights(hidden, mask, gids, pos, seed=2**40 + 3, **kw)
+    assert ((big >= 0.1) & (big <= 1)).all()
     # Reorder whole groups, and compute one group alone: its weights stay the same.
     order = torch.cat([torch.arange(12, 16), torch.arange(0, 12)])
     moved = resrl_token_weights(hidden[order], mask[order], gids[order], pos[order], seed=3, **kw)
