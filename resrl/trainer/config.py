@@ -93,6 +93,9 @@ class TrainLoopConfig(_Section):
     eval_every: int = Field(5, ge=0, description="0: only before the first and after the last step")
     eval_k: int = Field(4, ge=1, description="samples per test task for Avg@k / Pass@k")
     eval_at_start: bool = Field(True, description="evaluate the starting weights before the first step")
+    filter_groups: bool = Field(
+        False, description="train only on groups with both successes and failures (DAPO-style dynamic sampling)"
+    )
     eval_temperature: float = Field(1.0, gt=0.0)
     save_every: int = Field(0, ge=0, description="0: only at the end")
     out_dir: str = "runs/resrl"

@@ -33,13 +33,13 @@ class DemoSettings(BaseModel):
     heads: int = 2
     sft_tasks: int = 40  # per single-turn environment
     sft_multi_tasks: int = 12  # multi-turn gold episodes are 5-10x longer
-    sft_epochs: int = 3
-    sft_lr: float = 3e-3
-    single_steps: int = 10
-    multi_steps: int = 3
-    tasks_per_step: int = 4
+    sft_epochs: int = 4
+    sft_lr: float = 5e-3
+    single_steps: int = 12
+    multi_steps: int = 2
+    tasks_per_step: int = 6
     n: int = 8
-    lr: float = 1e-3
+    lr: float = 5e-4
     test_tasks: int = 8
     eval_k: int = 4
     max_new_tokens_per_turn: int = 64
@@ -96,6 +96,9 @@ def stage_config(s: DemoSettings, model: Path, out: Path, *, envs: list[str], st
                 "tasks_per_step": s.tasks_per_step,
                 "eval_every": 0,
                 "eval_at_start": False,  # the demo evaluates the warm start itself, on every environment
+                # Only groups with both outcomes train: with a weak warm start most groups are all-failure,
+                # and pushing down every sampled token there flattens a tiny model's distribution.
+                "filter_groups": True,
                 "eval_k": s.eval_k,
                 "out_dir": str(out),
                 "seed": s.seed,

@@ -154,8 +154,11 @@ class Trainer:
         kept = [t for t in trajectories if t.infra_error is None]
         metrics: dict[str, Any] = {"infra_masked": len(trajectories) - len(kept)}
         metrics.update(_rollout_metrics(trajectories, kept, algo.success_threshold, self.tokenizer))
+        if cfg.train.filter_groups:
+            kept = _mixed_groups(kept, algo.success_threshold)
+            metrics["groups_trained"] = len({t.group_id for t in kept})
         if not kept:
-            log.warning("step %d: every trajectory hit an infrastructure error; nothing to train on", step)
+            log.warning("step %d: no trajectory to train on (infrastructure errors or no mixed group)", step)
             self._record(step, metrics, {})
             return metrics
         batch = collate(kept, self.tokenizer.pad_token_id or 0)
@@ -298,6 +301,14 @@ def _rollout_metrics(all_trajs: list[Trajectory], kept: list[Trajectory], thresh
         "turns_mean": sum(t.turns for t in kept) / len(kept),
         "distinct_2": distinct_n(texts, 2),
     }
+
+
+def _mixed_groups(trajectories: list[Trajectory], threshold: float) -> list[Trajectory]:
+    """The trajectories of groups holding both a success and a failure."""
+    outcomes: dict[str, set[bool]] = {}
+    for t in trajectories:
+        outcomes.setdefault(t.group_id, set()).add(t.reward >= threshold)
+    return [t for t in trajectories if len(outcomes[t.group_id]) == 2]
 
 
 def _pad(x: torch.Tensor, length: int) -> torch.Tensor:

@@ -119,3 +119,24 @@ def test_lora_trains_only_the_adapter_and_resumes(warm_model, tmp_path):
     raw["train"]["steps"] = 2
     _run(raw, resume=True)
     assert (out / "checkpoints" / "step_000002" / "model" / "adapter_model.safetensors").is_file()
+
+
+def test_filter_groups_trains_only_mixed_groups(warm_model, tmp_path):
+    cfg = validate_config(
+        base_config(warm_model, tmp_path / "g", train={"filter_groups": True, "tasks_per_step": 4}, rollout={"n": 3})
+    )
+    trainer = Trainer(cfg)
+    for step in range(1, 6):
+        metrics = trainer.train_step(step)
+        assert metrics["groups_trained"] <= cfg.train.tasks_per_step
+        if metrics["groups_trained"]:
+            batch = trainer.last_batch
+            positive = batch.rewards >= cfg.algo.success_threshold
+            for g in batch.group_ids.unique():
+                outcomes = positive[batch.group_ids == g]
+                assert outcomes.any() and not outcomes.all()
+            assert len(batch) == 3 * metrics["groups_trained"]
+            break
+    else:
+        pytest.fail("no mixed group in five steps")
+    trainer.close()

@@ -36,8 +36,8 @@ def _compare(engine: dict[str, torch.Tensor], trainer: dict[str, torch.Tensor]) 
         for fused, pieces in FUSED.items():
             if f".{fused}." in name:
                 parts = [name.replace(fused, p) for p in pieces]
-        if not all(p in trainer for p in parts):
-            continue
+        if value.numel() == 0 or not all(p in trainer for p in parts):
+            continue  # vLLM's CPU backend repacks linear weights out of the parameter (seen as empty)
         expected = torch.cat([trainer[p] for p in parts], dim=0)
         value = value[: expected.shape[0]]  # vLLM pads the vocabulary rows of embeddings to a multiple of 64
         if value.shape != expected.shape:
@@ -47,25 +47,37 @@ def _compare(engine: dict[str, torch.Tensor], trainer: dict[str, torch.Tensor]) 
     return checked, worst
 
 
+def _logprob_gap(trainer: Trainer, generation) -> float:
+    """Largest gap between the engine's log-probs of a greedy generation and the trainer's forward pass."""
+    prompt, ids = generation
+    seq = torch.tensor([prompt + ids.token_ids])
+    with torch.no_grad():
+        logits = trainer.model(input_ids=seq).logits[0, len(prompt) - 1 : -1].float()
+    mine = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids.token_ids)[:, None]).squeeze(-1)
+    return float((mine - torch.tensor(ids.logprobs)).abs().max())
+
+
 def main(model: str, out: str) -> None:
     raw = base_config(
         Path(model),
         Path(out),
-        rollout={"backend": "vllm", "engine_kwargs": {"max_model_len": 512, "enforce_eager": True}},
+        rollout={"backend": "vllm", "engine_kwargs": {"max_model_len": 512, "enforce_eager": True, "dtype": "float32"}},
         optim={"lr": 5e-2},
     )
     trainer = Trainer(validate_config(raw))
     policy = trainer.engine.policy
     prompt = [trainer.tokenizer.encode("Say something.")]
     greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
-    before_out = policy.generate(prompt, greedy)[0].token_ids
+    before_gen = policy.generate(prompt, greedy)[0]
+    gap_before = _logprob_gap(trainer, (prompt[0], before_gen))
     before = policy.llm.collective_rpc(_engine_params)[0]
     _, diff_before = _compare(before, dict(trainer.model.state_dict()))
     trainer.train_step(1)
     after = policy.llm.collective_rpc(_engine_params)[0]
     checked, diff_after = _compare(after, dict(trainer.model.state_dict()))
-    after_out = policy.generate(prompt, greedy)[0].token_ids
-    moved = max(float((after[k] - before[k]).abs().max()) for k in after)
+    after_gen = policy.generate(prompt, greedy)[0]
+    gap_after = _logprob_gap(trainer, (prompt[0], after_gen))
+    moved = max(float((after[k] - before[k]).abs().max()) for k in after if after[k].numel())
     print(
         "RESULT "
         + json.dumps(
@@ -74,7 +86,10 @@ def main(model: str, out: str) -> None:
                 "diff_before": diff_before,
                 "diff_after": diff_after,
                 "engine_moved": moved,
-                "outputs_changed": before_out != after_out,
+                "logprob_gap_before": gap_before,
+                "logprob_gap_after": gap_after,
+                "outputs_changed": before_gen.token_ids != after_gen.token_ids
+                or before_gen.logprobs != after_gen.logprobs,
             }
         )
     )
