@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The real compose test (CI): engine, registry-free base image, wheelhouse, images, `up` with two env-server
+# replicas, health, a function-calling and a code episode through RemoteEnv (gold solutions must score full
+# reward) on every replica, then teardown. Run from any directory; needs the project's venv python on PATH.
+#   COMPOSE          compose command (default: `docker compose` if present, else `docker-compose`)
+#   RESRL_BASE_IMAGE base image (default: the one scripts/build_base_image.sh builds)
+#   KEEP_UP=1        leave the stack running
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "compose_test: $*" >&2; }
+python=${PYTHON:-python}
+project=${COMPOSE_PROJECT_NAME:-resrlci}
+if [[ -z "${COMPOSE:-}" ]]; then
+    if docker compose version >/dev/null 2>&1; then COMPOSE="docker compose"; else COMPOSE="docker-compose"; fi
+fi
+compose() { $COMPOSE -p "$project" -f compose.yaml "$@"; }
+
+bash scripts/install_docker.sh >&2
+export RESRL_BASE_IMAGE=${RESRL_BASE_IMAGE:-$(bash scripts/build_base_image.sh | tail -1)}
+base_py=$(docker run --rm "$RESRL_BASE_IMAGE" python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+log "base image $RESRL_BASE_IMAGE (Python $base_py); compose: $COMPOSE"
+PYTHON_VERSION=$base_py PYTHON=$python bash scripts/build_wheelhouse.sh >/dev/null
+
+export RESRL_TAG=ci RESRL_ENV_PORTS=${RESRL_ENV_PORTS:-18100-18109} RESRL_SANDBOX_PORT=${RESRL_SANDBOX_PORT:-18080}
+teardown() {
+    local rc=$?
+    if [[ $rc -ne 0 ]]; then compose logs --tail=60 >&2 || true; fi
+    if [[ "${KEEP_UP:-0}" != 1 ]]; then compose down -v --remove-orphans >&2 || true; fi
+    exit $rc
+}
+trap teardown EXIT
+
+log "building images"
+compose build >&2
+log "starting sandbox + 2 env servers"
+compose up -d --scale envs=2 >&2
+
+log "waiting for health"
+deadline=$((SECONDS + 240))
+while true; do
+    ids=$(compose ps -q)
+    states=$(docker inspect --format '{{.State.Health.Status}}' $ids | sort | uniq -c | xargs)
+    healthy=$(docker inspect --format '{{.State.Health.Status}}' $ids | grep -c '^healthy$' || true)
+    [[ "$healthy" -eq 3 ]] && break
+    if ((SECONDS > deadline)); then log "not healthy in time: $states"; exit 1; fi
+    sleep 2
+done
+log "all healthy: $states"
+
+urls=()
+for i in 1 2; do
+    port=$(compose port --index="$i" envs 8000 | tail -1 | awk -F: '{print $NF}')
+    urls+=("http://127.0.0.1:$port")
+done
+log "env servers at ${urls[*]}"
+
+"$python" - "${urls[@]}" <<'PY'
+"""Gold episodes through RemoteEnv on each replica: function calling and code (code runs in the sandbox)."""
+import sys
+
+import httpx
+
+import resrl
+from resrl.client import RemoteEnv
+
+urls = sys.argv[1:]
+ids = {e["id"] for e in httpx.get(f"{urls[0]}/v1/envs").json()["envs"]}
+assert {"fc/simple", "code/function"} <= ids, sorted(ids)
+
+
+def gold_episode(url: str, env_id: str, task_id: str) -> float:
+    local = resrl.make(env_id)  # renders the gold turns the way a policy would write them
+    task = resrl.spec(env_id).load().generate_tasks(*task_id.split("/")[:1], 1, int(task_id.split("/")[1]))[0]
+    env = RemoteEnv(url, env_id)
+    _, info = env.reset(options={"task_id": task_id})
+    assert info["task_id"] == task.id, (info["task_id"], task.id)
+    reward, done = 0.0, False
+    for action in type(local).gold_actions(task):
+        local.task = task
+        _, reward, terminated, truncated, _ = env.step(local.render_action(action))
+        done = terminated or truncated
+        if done:
+            break
+    env.close()
+    assert done, f"{env_id} episode did not end"
+    return reward
+
+
+for url in urls:
+    for env_id in ("fc/simple", "code/function"):
+        reward = gold_episode(url, env_id, "test/3")
+        max_reward = resrl.spec(env_id).load().max_reward
+        print(f"compose_test: {url} {env_id}: gold reward {reward} (max {max_reward})", file=sys.stderr)
+        assert reward == max_reward, f"{env_id} on {url}: gold scored {reward}, not {max_reward}"
+    assert httpx.get(f"{url}/healthz").json()["sessions"] == 0
+PY
+replicas=$(compose ps -q envs | wc -l)
+[[ "$replicas" -eq 2 ]] || { log "expected 2 env replicas, found $replicas"; exit 1; }
+log "PASS: both replicas served gold function-calling and code episodes"
