@@ -167,9 +167,13 @@ def main() -> int:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timed runs; the best is shown")
     parser.add_argument("--quality", action="store_true", help="also compare both with pca=exact (slow on CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     console = Console(width=130)
-    title = f"ResRL weights, H=2560, 32x512 tokens, groups of 8 ({args.device}, best of {args.repeats})"
+    where = f"{args.device}, {torch.get_num_threads()} threads" if args.device == "cpu" else args.device
+    title = f"ResRL weights, H=2560, 32x512 tokens, groups of 8 ({where}, best of {args.repeats})"
     table = Table(title=title)
     for col in ("what", "measured", "vs peer"):
         table.add_column(col)

@@ -88,7 +88,8 @@ class _Centred:
         return self.d * xw - self.dm * colsum
 
     def _a0t(self, y: Tensor) -> Tensor:
-        return self.x.mT @ (self.d * y) - (self.dm * y).sum(1, keepdim=True)
+        # (Y^T X)^T rather than X^T Y: the same product, about twice as fast with X stored row-major.
+        return ((self.d * y).mT @ self.x).mT - (self.dm * y).sum(1, keepdim=True)
 
     def apply(self, w: Tensor) -> Tensor:
         """A W for W (G, H, c)."""
