@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--sft-tasks", type=int, default=64)
     parser.add_argument("--sft-epochs", type=int, default=3)
+    parser.add_argument("--skip-hf", action="store_true")
     parser.add_argument("--skip-vllm", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -103,21 +104,28 @@ def main() -> None:
         Path(args.model) if args.model else prepare_model(workdir / "tiny", args.env, args.sft_tasks, args.sft_epochs)
     )
     tasks = resrl.make(args.env).generate_tasks("test", args.tasks, 1)
-    results = [measure("hf", HFPolicy(str(model_dir)), args.env, tasks, args.n, args)]
+    header = (
+        f"{'backend':8} {'episodes':>8} {'turns':>6} {'tokens':>7} {'collect tok/s':>14} "
+        f"{'raw engine tok/s':>17} {'ratio':>6}"
+    )
+    results = []
+
+    def report(r: dict) -> None:
+        results.append(r)
+        print(header)
+        print(
+            f"{r['backend']:8} {r['episodes']:8d} {r['mean_turns']:6.2f} {r['policy_tokens']:7d} "
+            f"{r['collect_tok_s']:14.1f} {r['raw_engine_tok_s']:17.1f} {r['ratio_vs_raw_engine']:6.2f}",
+            flush=True,
+        )
+
+    if not args.skip_hf:
+        report(measure("hf", HFPolicy(str(model_dir)), args.env, tasks, args.n, args))
     if not args.skip_vllm:
         from resrl.rollout import VLLMPolicy
 
         engine = VLLMPolicy(str(model_dir), dtype="float32", max_model_len=2048, seed=0)
-        results.append(measure("vllm", engine, args.env, tasks, args.n, args))
-    print(
-        f"{'backend':8} {'episodes':>8} {'turns':>6} {'tokens':>7} {'collect tok/s':>14} "
-        f"{'raw engine tok/s':>17} {'ratio':>6}"
-    )
-    for r in results:
-        print(
-            f"{r['backend']:8} {r['episodes']:8d} {r['mean_turns']:6.2f} {r['policy_tokens']:7d} "
-            f"{r['collect_tok_s']:14.1f} {r['raw_engine_tok_s']:17.1f} {r['ratio_vs_raw_engine']:6.2f}"
-        )
+        report(measure("vllm", engine, args.env, tasks, args.n, args))
     print(json.dumps(results))
 
 

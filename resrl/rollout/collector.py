@@ -15,10 +15,13 @@ truncation), ``length`` (token budget or a turn cut at ``max_new_tokens_per_turn
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +35,7 @@ from resrl.rollout.trajectory import Trajectory
 log = logging.getLogger("resrl.rollout")
 
 EnvFactory = Callable[[], Any]
+CLOSE_TIMEOUT = 10.0  # seconds to wait for envs to close at the end of a collection
 
 
 @dataclass
@@ -70,8 +74,10 @@ class _Episode:
 
 
 class Collector:
-    """Runs episodes of ``env`` (an env id for :func:`resrl.make`, or a factory returning any gymnasium-style
-    env such as ``RemoteEnv``) with ``policy`` and returns :class:`Trajectory` records.
+    """Runs episodes of ``env`` with ``policy`` and returns :class:`Trajectory` records.
+
+    ``env`` is an env id for :func:`resrl.make`, or a factory returning any env with gymnasium
+    ``reset``/``step``, plain or ``async`` (such as ``RemoteEnv`` / ``AsyncRemoteEnv``).
 
     ``max_tokens`` caps the response (all turns, observations included); ``episode_timeout`` is wall-clock
     seconds per episode; env calls run in ``env_workers`` threads so slow or remote envs overlap.
@@ -126,7 +132,11 @@ class Collector:
             for k in range(n)
         ]
         bar = _progress_bar(len(episodes), self.progress)
-        with ThreadPoolExecutor(max_workers=self.env_workers, thread_name_prefix="resrl-env") as pool:
+        self._loop = asyncio.new_event_loop()
+        loop_thread = threading.Thread(target=self._loop.run_forever, name="resrl-env-loop", daemon=True)
+        loop_thread.start()
+        pool = ThreadPoolExecutor(max_workers=self.env_workers, thread_name_prefix="resrl-env")
+        try:
             self._reset_all(episodes, pool)
             done = sum(e.finish_reason is not None for e in episodes)
             bar.update(done)
@@ -136,8 +146,13 @@ class Collector:
                 now_done = sum(e.finish_reason is not None for e in episodes)
                 bar.update(now_done - done)
                 done = now_done
-            for e in episodes:
-                pool.submit(_close, e.env)
+            closing = [pool.submit(self._close, e.env) for e in episodes]
+            wait(closing, timeout=CLOSE_TIMEOUT)
+        finally:
+            # A hung env call must not hang the collector: its thread is abandoned, not joined.
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            loop_thread.join(timeout=CLOSE_TIMEOUT)
         bar.close()
         trajectories = [self._record(e) for e in episodes]
         n_tok = sum(t.n_policy_tokens for t in trajectories)
@@ -158,7 +173,7 @@ class Collector:
 
     def _reset_one(self, e: _Episode) -> None:
         e.env = self.env_factory()
-        observation, info = e.env.reset(seed=e.sample, options={"task": e.task})
+        observation, info = self._call(e.env.reset, seed=e.sample, options={"task": e.task})
         e.tools = list(info.get("tools") or e.task.tools)
         e.env_id = info.get("env_id") or e.env_id
         e.messages = list(observation)
@@ -194,7 +209,7 @@ class Collector:
                 e.finish("length")
 
     def _step_round(self, active: list[_Episode], pool: ThreadPoolExecutor) -> None:
-        futures = [(e, pool.submit(e.env.step, e.messages[-1]["content"])) for e in active]
+        futures = [(e, pool.submit(self._call, e.env.step, e.messages[-1]["content"])) for e in active]
         for e, fut in futures:
             result = self._wait(e, fut, "step")
             if result is None:
@@ -219,6 +234,21 @@ class Collector:
                     e.extend(between)
             if e.finish_reason is None and time.monotonic() > e.deadline:
                 e.finish("timeout", f"episode exceeded {self.episode_timeout:.0f}s")
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call an env method from a worker thread; an ``async`` env's coroutine runs on the collector's loop
+        (one loop for every episode, so async HTTP clients stay on the loop they were first used on)."""
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            return asyncio.run_coroutine_threadsafe(_awaited(result), self._loop).result()
+        return result
+
+    def _close(self, env: Any) -> None:
+        try:
+            if env is not None:
+                self._call(env.close)
+        except Exception as exc:  # closing is best effort; the episode is already recorded
+            log.debug("env close failed: %s", exc)
 
     def _wait(self, e: _Episode, fut: Future, what: str) -> Any:
         """The future's result, or None with the episode finished as an infrastructure failure."""
@@ -250,12 +280,8 @@ class Collector:
         )
 
 
-def _close(env: Any) -> None:
-    try:
-        if env is not None:
-            env.close()
-    except Exception as exc:  # closing is best effort; the episode is already recorded
-        log.debug("env close failed: %s", exc)
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _progress_bar(total: int, enabled: bool):

