@@ -55,7 +55,7 @@ for i in 1 2; do
 done
 log "env servers at ${urls[*]}"
 
-"$python" - "${urls[@]}" <<'PY'
+"$python" - "http://127.0.0.1:$RESRL_SANDBOX_PORT" "${urls[@]}" <<'PY'
 """Gold episodes through RemoteEnv on each replica: function calling and code (code runs in the sandbox)."""
 import sys
 
@@ -64,14 +64,15 @@ import httpx
 import resrl
 from resrl.client import RemoteEnv
 
-urls = sys.argv[1:]
+sandbox_url, urls = sys.argv[1], sys.argv[2:]
 ids = {e["id"] for e in httpx.get(f"{urls[0]}/v1/envs").json()["envs"]}
 assert {"fc/simple", "code/function"} <= ids, sorted(ids)
 
 
 def gold_episode(url: str, env_id: str, task_id: str) -> float:
     local = resrl.make(env_id)  # renders the gold turns the way a policy would write them
-    task = resrl.spec(env_id).load().generate_tasks(*task_id.split("/")[:1], 1, int(task_id.split("/")[1]))[0]
+    split, seed = task_id.split("/")
+    task = resrl.spec(env_id).load().generate_tasks(split, 1, int(seed))[0]
     env = RemoteEnv(url, env_id)
     _, info = env.reset(options={"task_id": task_id})
     assert info["task_id"] == task.id, (info["task_id"], task.id)
@@ -94,6 +95,11 @@ for url in urls:
         print(f"compose_test: {url} {env_id}: gold reward {reward} (max {max_reward})", file=sys.stderr)
         assert reward == max_reward, f"{env_id} on {url}: gold scored {reward}, not {max_reward}"
     assert httpx.get(f"{url}/healthz").json()["sessions"] == 0
+
+# the code episodes ran in the sandbox container (RESRL_SANDBOX_URL), not inside the env servers
+passed = [ln for ln in httpx.get(f"{sandbox_url}/metrics").text.splitlines() if ln.startswith("resrl_sandbox_jobs_total")]
+assert any('status="passed"' in ln and float(ln.split()[-1]) >= len(urls) for ln in passed), passed
+print(f"compose_test: sandbox jobs: {passed}", file=sys.stderr)
 PY
 replicas=$(compose ps -q envs | wc -l)
 [[ "$replicas" -eq 2 ]] || { log "expected 2 env replicas, found $replicas"; exit 1; }

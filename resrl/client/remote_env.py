@@ -15,7 +15,6 @@ from typing import Any
 
 import gymnasium as gym
 import httpx
-from resrl_servers.env.models import CreateSession, SessionCreated, StepResult
 
 from resrl.client.transport import (
     Balancer,
@@ -28,6 +27,7 @@ from resrl.client.transport import (
 )
 from resrl.core.spaces import ActionSpace, MessagesSpace
 from resrl.core.task import Task
+from resrl_servers.env.models import CreateSession, SessionCreated, StepResult
 
 log = logging.getLogger("resrl.client")
 

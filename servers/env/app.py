@@ -15,6 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
+
+from resrl.core.registry import EnvSpec, list_envs
 from resrl_servers.env.metrics import ServerMetrics
 from resrl_servers.env.models import (
     Closed,
@@ -30,8 +32,6 @@ from resrl_servers.env.models import (
 )
 from resrl_servers.env.sessions import ApiError, SessionLimits, SessionManager
 from resrl_servers.env.taskstore import TaskStore
-
-from resrl.core.registry import EnvSpec, list_envs
 
 log = logging.getLogger("resrl.server.env")
 

@@ -48,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the server; returns when it stops."""
     import uvicorn
+
     from resrl_servers.env.app import ServerConfig, create_app
 
     for module in args.imports:

@@ -19,11 +19,11 @@ from typing import Any
 
 import gymnasium as gym
 from pydantic import BaseModel
-from resrl_servers.env.metrics import ServerMetrics
-from resrl_servers.env.taskstore import TaskStore, UnknownTask
 
 from resrl.core.registry import make
 from resrl.core.task import Task
+from resrl_servers.env.metrics import ServerMetrics
+from resrl_servers.env.taskstore import TaskStore, UnknownTask
 
 log = logging.getLogger("resrl.server.env")
 

@@ -8,14 +8,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import resrl_servers.env.echo  # noqa: F401  (registers debug/echo)
 import uvicorn
-from resrl_servers.env.app import ServerConfig, create_app
 
 import resrl
+import resrl_servers.env.echo  # noqa: F401  (registers debug/echo)
 from resrl.core.env import ChatEnv, Transition
 from resrl.core.messages import user_message
 from resrl.core.task import Task
+from resrl_servers.env.app import ServerConfig, create_app
 
 
 class CrashEnv(ChatEnv):

@@ -6,9 +6,9 @@ import threading
 
 import httpx
 import pytest
-from resrl_servers.env.app import ServerConfig
 
 from resrl.core.task import Task, write_jsonl
+from resrl_servers.env.app import ServerConfig
 from tests.server.helpers import running_server, wait_until
 
 

@@ -6,9 +6,9 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from resrl_servers.env.app import ServerConfig
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 
+from resrl_servers.env.app import ServerConfig
 from tests.server.helpers import running_server
 
 

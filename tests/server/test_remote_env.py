@@ -8,9 +8,9 @@ import threading
 import gymnasium as gym
 import httpx
 import pytest
-from resrl_servers.env.app import ServerConfig
 
 from resrl.client import AsyncRemoteEnv, EnvServerError, RemoteEnv, RetryPolicy
+from resrl_servers.env.app import ServerConfig
 from tests.server.helpers import free_port, running_server, wait_until
 
 FAST = RetryPolicy(attempts=4, backoff_s=0.01, max_backoff_s=0.05)
