@@ -146,6 +146,28 @@ async def ours_session(http: aiohttp.ClientSession, url: str, stats: Stats, unti
             stats.error(f"delete {r.status}")
 
 
+async def ours_ws_session(http: aiohttp.ClientSession, url: str, stats: Stats, until: float, max_steps: int):
+    async with http.ws_connect(url.replace("http", "ws", 1) + "/v1/ws") as ws:
+        reset = {"op": "reset", "env_id": "debug/echo", "options": {"max_steps": 10_000}}
+        await ws.send_str(json.dumps(reset))
+        reply = json.loads(await ws.receive_str())
+        if "session_id" not in reply:
+            stats.error(f"reset {reply}")
+            return
+        steps = 0
+        while steps < max_steps and time.perf_counter() < until:
+            t0 = time.perf_counter()
+            await ws.send_str(json.dumps({"op": "step", "action": f"turn {steps}"}))
+            reply = json.loads(await ws.receive_str())
+            if "error" in reply:
+                stats.error(f"step {reply}")
+                break
+            stats.latencies.append(time.perf_counter() - t0)
+            steps += 1
+        await ws.send_str(json.dumps({"op": "close"}))
+        await ws.receive_str()
+
+
 async def openenv_ws_session(http: aiohttp.ClientSession, url: str, stats: Stats, until: float, max_steps: int):
     async with http.ws_connect(url.replace("http", "ws", 1) + "/ws") as ws:
         await ws.send_str(json.dumps({"type": "reset", "data": {}}))
@@ -256,9 +278,10 @@ def main() -> int:
         burst = asyncio.run(drive(ours_session, ours_url, args.burst, 120, 5, f"burst: {args.burst} sessions"))
         results.append(burst)
         for fn, url, label in (
-            (ours_session, ours_url, "resrl env server (HTTP sessions)"),
-            (openenv_ws_session, peer_url, "openenv-core (WebSocket sessions)"),
+            (ours_session, ours_url, "resrl (HTTP sessions)"),
             (openenv_http_session, peer_url, "openenv-core (HTTP /step, stateless)"),
+            (ours_ws_session, ours_url, "resrl (WebSocket sessions)"),
+            (openenv_ws_session, peer_url, "openenv-core (WebSocket sessions)"),
         ):
             results.append(asyncio.run(drive(fn, url, args.sessions, args.seconds, 10**9, label)))
 
@@ -274,10 +297,10 @@ def main() -> int:
             str(r["errors"]),
         )
     console.print(table)
-    ours = results[1]
-    for peer in results[2:]:
+    # like against like: each of our transports over the peer's same transport
+    for ours, peer in ((results[1], results[2]), (results[3], results[4])):
         ratio = ours["steps_per_s"] / peer["steps_per_s"] if peer["steps_per_s"] else float("inf")
-        console.print(f"steps/s ratio, resrl / {peer['label']}: {ratio:.2f}x")
+        console.print(f"steps/s ratio, {ours['label']} / {peer['label']}: {ratio:.2f}x")
     console.print(
         f"burst of {burst['sessions']} sessions: {burst['steps']} steps, {burst['errors']} errors"
         + (f" e.g. {burst['error_samples']}" if burst["errors"] else "")
@@ -285,7 +308,7 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
-    failed = burst["errors"] or ours["errors"]
+    failed = burst["errors"] or results[1]["errors"] or results[3]["errors"]
     return 1 if failed else 0
 
 

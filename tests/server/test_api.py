@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import httpx
@@ -159,3 +160,30 @@ def test_metrics_count_steps_and_latency(http):
     assert 'resrl_env_steps_total{env_id="debug/echo"}' in text
     assert 'resrl_env_step_seconds_bucket{env_id="debug/echo",le="+Inf"}' in text
     assert "resrl_env_sessions_active" in text
+
+
+def test_websocket_sessions(server_url):
+    from websockets.sync.client import connect
+
+    with connect(server_url.replace("http", "ws", 1) + "/v1/ws") as ws:
+        ws.send(json.dumps({"op": "step", "action": "x"}))
+        assert json.loads(ws.recv())["error"]["kind"] == "session_closed"
+        ws.send(json.dumps({"op": "reset", "env_id": "debug/echo", "seed": 4}))
+        created = json.loads(ws.recv())
+        assert created["info"]["task_id"] == "echo-train-4-0"
+        ws.send(json.dumps({"op": "step", "action": "hello"}))
+        assert json.loads(ws.recv())["observation"] == [{"role": "user", "content": "hello"}]
+        ws.send(json.dumps({"op": "step", "action": {"content": "done"}}))
+        assert json.loads(ws.recv())["reward"] == 1.0
+        ws.send(json.dumps({"op": "bogus"}))
+        bad = json.loads(ws.recv())
+        assert bad["status"] == 422 and bad["error"]["kind"] == "invalid_request"
+        ws.send(json.dumps({"op": "reset", "env_id": "debug/echo"}))
+        second = json.loads(ws.recv())["session_id"]
+        assert second != created["session_id"]
+        assert (
+            httpx.post(f"{server_url}/v1/sessions/{created['session_id']}/step", json={"action": "x"}).status_code
+            == 404
+        )
+    # the socket's session is closed when the socket goes away
+    wait_until(lambda: httpx.post(f"{server_url}/v1/sessions/{second}/step", json={"action": "x"}).status_code == 404)
