@@ -1,6 +1,7 @@
-"""Clients of resrl's servers: :class:`RemoteEnv` and :class:`AsyncRemoteEnv` for ``resrl serve env``."""
+"""Clients of ``resrl serve env``: :class:`RemoteEnv`, :class:`AsyncRemoteEnv` (HTTP), :class:`AsyncSocketEnv` (WS)."""
 
 from resrl.client.remote_env import AsyncRemoteEnv, RemoteEnv
+from resrl.client.socket_env import AsyncSocketEnv
 from resrl.client.transport import Balancer, EnvServerError, RetryPolicy
 
-__all__ = ["AsyncRemoteEnv", "Balancer", "EnvServerError", "RemoteEnv", "RetryPolicy"]
+__all__ = ["AsyncRemoteEnv", "AsyncSocketEnv", "Balancer", "EnvServerError", "RemoteEnv", "RetryPolicy"]

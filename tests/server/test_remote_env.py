@@ -9,7 +9,7 @@ import gymnasium as gym
 import httpx
 import pytest
 
-from resrl.client import AsyncRemoteEnv, EnvServerError, RemoteEnv, RetryPolicy
+from resrl.client import AsyncRemoteEnv, AsyncSocketEnv, EnvServerError, RemoteEnv, RetryPolicy
 from resrl_servers.env.app import ServerConfig
 from tests.server.helpers import free_port, running_server, wait_until
 
@@ -126,3 +126,47 @@ def test_async_remote_env_runs_many_episodes_concurrently(server_url):
     before = _sessions(server_url)
     assert asyncio.run(main()) == [1.0] * 32
     assert _sessions(server_url) == before  # every session was deleted on exit
+
+
+def test_socket_env_plays_episodes_and_types_errors(server_url):
+    async def episode(i: int) -> float:
+        async with AsyncSocketEnv(server_url, "debug/echo") as env:
+            _, info = await env.reset(seed=i)
+            assert info["task_id"] == f"echo-train-{i}-0"
+            assert (await env.step(f"turn {i}"))[0] == [{"role": "user", "content": f"turn {i}"}]
+            reward = (await env.step({"role": "assistant", "content": "done"}))[1]
+            with pytest.raises(gym.error.ResetNeeded):
+                await env.step("more")
+            return reward
+
+    async def crash() -> EnvServerError:
+        async with AsyncSocketEnv(server_url, "test/crash") as env:
+            await env.reset()
+            with pytest.raises(EnvServerError) as err:
+                await env.step("boom")
+            return err.value
+
+    async def main():
+        return await asyncio.gather(*(episode(i) for i in range(16))), await crash()
+
+    before = _sessions(server_url)
+    rewards, error = asyncio.run(main())
+    assert rewards == [1.0] * 16
+    assert error.kind == "env_error" and error.status == 500 and error.infra_error
+    wait_until(lambda: _sessions(server_url) == before)
+
+
+def test_socket_env_skips_a_dead_server_and_reports_none(server_url):
+    dead = f"http://127.0.0.1:{free_port()}"
+
+    async def main():
+        env = AsyncSocketEnv([dead, server_url], "debug/echo", retry=FAST)
+        await env.reset()
+        url = env.url
+        await env.close()
+        lonely = AsyncSocketEnv(dead, "debug/echo", retry=FAST)
+        with pytest.raises(EnvServerError) as err:
+            await lonely.reset()
+        return url, err.value.kind
+
+    assert asyncio.run(main()) == (server_url, "connection")
