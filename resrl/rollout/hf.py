@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from resrl.rollout.kvstore import PrefixKVStore, assemble, extract, supports_prefix_store
 from resrl.rollout.policy import Generation, SamplingParams, per_prompt
 
 
@@ -30,6 +31,7 @@ class HFPolicy:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         batch_size: int = 64,
+        prefix_cache_tokens: int = 1 << 20,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -45,6 +47,7 @@ class HFPolicy:
         self.batch_size = batch_size
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else self.tokenizer.eos_token_id)
+        self.store = PrefixKVStore(self.model, prefix_cache_tokens) if prefix_cache_tokens > 0 else None
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy tensors into the model by name (a no-op in effect when they already are its parameters)."""
@@ -73,14 +76,22 @@ class HFPolicy:
         if any(not p for p in prompts):
             raise ValueError("every prompt needs at least one token")
         n, dev = len(prompts), self.device
-        width = max(len(p) for p in prompts)
+        # Each row: [pad][cached prefix KV][pad][new tokens]; only the new tokens are prefilled.
+        hits = [self.store.longest_prefix(tuple(p)) if self.store else (0, None) for p in prompts]
+        cached = [c for c, _ in hits]
+        fresh = [len(p) - c for p, c in zip(prompts, cached, strict=True)]
+        past, width = max(cached), max(fresh)
         ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((n, width), dtype=torch.long)
-        for i, p in enumerate(prompts):  # left padding keeps every row's next token in the last column
-            ids[i, width - len(p) :] = torch.tensor(p)
-            attn[i, width - len(p) :] = 1
-        ids, attn = ids.to(dev), attn.to(dev)
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        pos = torch.zeros((n, width), dtype=torch.long)
+        attn = torch.zeros((n, past + width), dtype=torch.long)
+        for i, (p, c, f) in enumerate(zip(prompts, cached, fresh, strict=True)):
+            ids[i, width - f :] = torch.tensor(p[c:])
+            pos[i, width - f :] = torch.arange(c, len(p))
+            attn[i, past - c : past] = 1
+            attn[i, past + width - f :] = 1
+        ids, pos, attn = ids.to(dev), pos.to(dev), attn.to(dev)
+        like = next((kv for _, kv in hits if kv is not None), None)
+        cache = assemble([kv for _, kv in hits], cached, past, like, dev) if like is not None else None
         temps = torch.tensor([p.temperature for p in params], dtype=torch.float32, device=dev)
         limits = torch.tensor([p.max_new_tokens for p in params], device=dev)
         stops = [set() if p.ignore_stop else set(p.stop_ids) for p in params]
@@ -88,8 +99,9 @@ class HFPolicy:
         seed = params[0].seed
         gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
 
-        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
+        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True)
         cache, logits = out.past_key_values, out.logits[:, -1, :]
+        keep_kv = self.store is not None and supports_prefix_store(cache)
         tokens: list[list[int]] = [[] for _ in range(n)]
         logps: list[list[float]] = [[] for _ in range(n)]
         reasons: list[str | None] = [None] * n
@@ -113,6 +125,9 @@ class HFPolicy:
                     reasons[i] = "length"
                 else:
                     keep.append(b)
+                    continue
+                if keep_kv:  # the KV covers the prompt and every generated token but this last one
+                    self.store.put(tuple(prompts[i]) + tuple(tokens[i][:-1]), extract(cache, b, attn[b]))
             if not keep:
                 break
             if len(keep) < len(rows):

@@ -161,3 +161,16 @@ def test_limits(policy):
         assert t.finish_reason in {"stop", "max_turns", "length"}
     with pytest.raises(ValueError, match="positive"):
         Collector(policy, ENV_ID, max_turns=0)
+
+
+def test_prefix_kv_store_is_used_and_dropped_when_weights_change(trajectories, policy):
+    _, trajs = trajectories
+    store = policy.store
+    assert store.entries, "finished generations should leave their KV for the next turn"
+    later = next(t for t in trajs if t.turns >= 2)
+    second_prompt = later.prompt_ids + later.response_ids[: later.loss_mask.index(1, later.loss_mask.index(0))]
+    store.put(tuple(second_prompt[:-3]), next(iter(store.entries.values())))
+    assert store.longest_prefix(tuple(second_prompt))[0] == len(second_prompt) - 3
+    with torch.no_grad():  # an optimizer step changes parameters in place
+        next(policy.model.parameters()).add_(0.0)
+    assert store.longest_prefix(tuple(second_prompt)) == (0, None) and not store.entries

@@ -28,9 +28,25 @@ def server_url():
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "resrl", "serve", "env", "--import", "lookup_env_plugin", "--envs", ENV_ID,
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "resrl",
+            "serve",
+            "env",
+            "--import",
+            "lookup_env_plugin",
+            "--envs",
+            ENV_ID,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -54,8 +70,10 @@ def server_url():
 def gold_policy():
     tok = build_tokenizer("chatml")
     hermes = resrl.get_format("hermes")
-    answers = {k: str(LookupEnv.tools.call(resrl.ToolCall(name="lookup", arguments={"key": k})).value)
-               for k in ("apple", "river", "cloud", "stone", "maple", "otter")}
+    answers = {
+        k: str(LookupEnv.tools.call(resrl.ToolCall(name="lookup", arguments={"key": k})).value)
+        for k in ("apple", "river", "cloud", "stone", "maple", "otter")
+    }
 
     def respond(prompt: str) -> str:
         key = prompt.split("stored under '")[1].split("'")[0]
