@@ -153,6 +153,8 @@ class Collector:
             pool.shutdown(wait=False, cancel_futures=True)
             self._loop.call_soon_threadsafe(self._loop.stop)
             loop_thread.join(timeout=CLOSE_TIMEOUT)
+            if not loop_thread.is_alive():
+                self._loop.close()
         bar.close()
         trajectories = [self._record(e) for e in episodes]
         n_tok = sum(t.n_policy_tokens for t in trajectories)
