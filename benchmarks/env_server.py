@@ -261,6 +261,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each steady-state run")
     parser.add_argument("--sessions", type=int, default=64, help="concurrent sessions in the steady runs")
     parser.add_argument("--burst", type=int, default=1000, help="sessions opened at once in the burst run")
+    parser.add_argument("--threads", type=int, default=32, help="our server's env thread pool (--threads)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--serve-openenv", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -272,6 +273,7 @@ def main() -> int:
     ours_url, peer_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{peer_port}"
     ours_cmd = [sys.executable, "-m", "resrl", "serve", "env", "--port", str(ours_port), "--envs", "debug/echo"]
     ours_cmd += ["--import", "resrl_servers.env.echo", "--log-level", "warning", "--max-sessions", "4096"]
+    ours_cmd += ["--threads", str(args.threads)]
     peer_cmd = [sys.executable, os.path.abspath(__file__), "--serve-openenv", str(peer_port)]
     results = []
     with _server(ours_cmd, f"{ours_url}/healthz"), _server(peer_cmd, f"{peer_url}/health"):
