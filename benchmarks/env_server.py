@@ -1,13 +1,14 @@
 """Env server load benchmark: ours vs openenv-core's server, same echo env, same client, same run.
 
-    python benchmarks/env_server.py [--seconds 10] [--sessions 64] [--burst 1000]
+    python benchmarks/env_server.py [--seconds 5] [--repeats 3] [--sessions 64] [--burst 1000] [--json out.json]
 
-1. Burst: ``--burst`` sessions open at once on our server, each plays a few steps and closes; no errors allowed.
-2. Steady: ``--sessions`` concurrent sessions step in a closed loop for ``--seconds`` against
-   - our server (HTTP sessions: ``POST /v1/sessions/{id}/step``),
-   - openenv-core over its WebSocket sessions (its stateful path: one env per connection),
-   - openenv-core over HTTP ``POST /step`` (stateless: it builds an env per request).
-   Steps/s and p50/p99 step latency are printed, with our steps/s over each peer's.
+1. Burst: ``--burst`` sessions open at once on our server, each plays 5 steps and closes; no errors allowed.
+2. Steady: ``--sessions`` concurrent sessions step in a closed loop for ``--seconds``, like against like:
+   - resrl HTTP sessions (``POST /v1/sessions/{id}/step``) vs openenv-core HTTP ``POST /step`` (stateless: it
+     builds an env per request — its only HTTP step);
+   - resrl WebSocket sessions (``/v1/ws``) vs openenv-core WebSocket sessions (``/ws``, one env per socket).
+   The four runs alternate ``--repeats`` times; steps/s is the median over repeats, p50/p99 over all steps,
+   and our steps/s over the peer's is printed for each transport.
 Both servers run under uvicorn on 127.0.0.1 in subprocesses; the load generator is one aiohttp client.
 """
 
@@ -239,26 +240,34 @@ async def drive(session_fn, url: str, sessions: int, seconds: float, max_steps: 
             await asyncio.gather(*(guarded() for _ in range(sessions)))
             ticker.cancel()
         elapsed = time.perf_counter() - start
-    console.log(f"{label}: {len(stats.latencies)} steps in {elapsed:.1f}s, {stats.errors} errors")
-    lat = sorted(stats.latencies)
+    return {"label": label, "sessions": sessions, "latencies": stats.latencies, "seconds": elapsed,
+            "errors": stats.errors, "error_samples": stats.error_samples}  # fmt: skip
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from repeated runs: median steps/s over the repeats; latency percentiles over all steps."""
+    lat = sorted(x for r in runs for x in r["latencies"])
     pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000) if lat else (lambda q: float("nan"))
+    rates = [len(r["latencies"]) / r["seconds"] for r in runs]
     return {
-        "label": label,
-        "sessions": sessions,
+        "label": runs[0]["label"],
+        "sessions": runs[0]["sessions"],
+        "repeats": len(runs),
         "steps": len(lat),
-        "seconds": round(elapsed, 2),
-        "steps_per_s": round(len(lat) / elapsed, 1),
+        "steps_per_s": round(statistics.median(rates), 1),
+        "steps_per_s_each": [round(x, 1) for x in rates],
         "p50_ms": round(pct(0.50), 2),
         "p99_ms": round(pct(0.99), 2),
         "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else float("nan"),
-        "errors": stats.errors,
-        "error_samples": stats.error_samples,
+        "errors": sum(r["errors"] for r in runs),
+        "error_samples": [e for r in runs for e in r["error_samples"]][:5],
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each steady-state run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each steady-state run")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating repeats of the steady runs")
     parser.add_argument("--sessions", type=int, default=64, help="concurrent sessions in the steady runs")
     parser.add_argument("--burst", type=int, default=1000, help="sessions opened at once in the burst run")
     parser.add_argument("--threads", type=int, default=32, help="our server's env thread pool (--threads)")
@@ -275,17 +284,21 @@ def main() -> int:
     ours_cmd += ["--import", "resrl_servers.env.echo", "--log-level", "warning", "--max-sessions", "4096"]
     ours_cmd += ["--threads", str(args.threads)]
     peer_cmd = [sys.executable, os.path.abspath(__file__), "--serve-openenv", str(peer_port)]
-    results = []
+    configs = (
+        (ours_session, ours_url, "resrl (HTTP sessions)"),
+        (openenv_http_session, peer_url, "openenv-core (HTTP /step, stateless)"),
+        (ours_ws_session, ours_url, "resrl (WebSocket sessions)"),
+        (openenv_ws_session, peer_url, "openenv-core (WebSocket sessions)"),
+    )
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for _, _, label in configs}
     with _server(ours_cmd, f"{ours_url}/healthz"), _server(peer_cmd, f"{peer_url}/health"):
-        burst = asyncio.run(drive(ours_session, ours_url, args.burst, 120, 5, f"burst: {args.burst} sessions"))
-        results.append(burst)
-        for fn, url, label in (
-            (ours_session, ours_url, "resrl (HTTP sessions)"),
-            (openenv_http_session, peer_url, "openenv-core (HTTP /step, stateless)"),
-            (ours_ws_session, ours_url, "resrl (WebSocket sessions)"),
-            (openenv_ws_session, peer_url, "openenv-core (WebSocket sessions)"),
-        ):
-            results.append(asyncio.run(drive(fn, url, args.sessions, args.seconds, 10**9, label)))
+        burst = summarise([asyncio.run(drive(ours_session, ours_url, args.burst, 120, 5, f"burst: {args.burst}"))])
+        # the servers alternate, repeat after repeat, so drifting load on a shared machine hits both alike
+        for i in range(args.repeats):
+            for fn, url, label in configs:
+                runs[label].append(asyncio.run(drive(fn, url, args.sessions, args.seconds, 10**9, label)))
+                console.log(f"repeat {i + 1}/{args.repeats}: {label}")
+    results = [burst] + [summarise(runs[label]) for _, _, label in configs]
 
     table = Table("run", "sessions", "steps", "steps/s", "p50 ms", "p99 ms", "errors")
     for r in results:
