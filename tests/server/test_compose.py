@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.docker
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a clean CI machine debootstraps the base image and builds both images first
 def test_compose_stack_serves_gold_episodes(require_docker):
     env = {**os.environ, "PYTHON": sys.executable, "COMPOSE_PROJECT_NAME": "resrltest"}
     proc = subprocess.run(
