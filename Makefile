@@ -33,6 +33,7 @@ test: setup
 	$(PY) -m pytest -ra
 
 bench: setup
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/env_server.py
 	$(PY) benchmarks/sandbox.py
 	$(PY) benchmarks/rollout.py
