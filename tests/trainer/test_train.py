@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import base_config
+from tests.trainer.conftest import base_config
 from safetensors.torch import load_file
 
 from resrl.algos import policy_loss
