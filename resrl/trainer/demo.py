@@ -20,6 +20,7 @@ from resrl.trainer.config import Config, validate_config
 log = logging.getLogger("resrl.demo")
 
 SINGLE_TURN = ["fc/simple", "fc/multiple", "fc/irrelevance"]
+RL_SINGLE_TURN = ["fc/simple", "fc/irrelevance"]  # where a tiny warm start already succeeds now and then
 MULTI_TURN = "fc/multi/smarthome"
 
 
@@ -35,11 +36,12 @@ class DemoSettings(BaseModel):
     sft_multi_tasks: int = 12  # multi-turn gold episodes are 5-10x longer
     sft_epochs: int = 4
     sft_lr: float = 5e-3
-    single_steps: int = 12
+    single_steps: int = 14
     multi_steps: int = 2
-    tasks_per_step: int = 6
+    tasks_per_step: int = 8
     n: int = 8
-    lr: float = 5e-4
+    lr: float = 1e-3
+    pos_weight: float = 1.0  # a tiny model learns mostly from its few successes; the paper's 0.1 suits large ones
     test_tasks: int = 8
     eval_k: int = 4
     max_new_tokens_per_turn: int = 64
@@ -85,7 +87,7 @@ def stage_config(s: DemoSettings, model: Path, out: Path, *, envs: list[str], st
                 "max_new_tokens_per_turn": s.max_new_tokens_per_turn,
                 "temperature": 1.0,
             },
-            "algo": {"scheme": "resrl", "rank": 16, "success_threshold": 1.0},
+            "algo": {"scheme": "resrl", "rank": 16, "success_threshold": 1.0, "pos_weight": s.pos_weight},
             "optim": {
                 "lr": s.lr,
                 "mini_batch_size": s.tasks_per_step * s.n,
@@ -152,7 +154,7 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None
 
     before = evaluate_model(s, warm, out / "eval_before")
     log.info("demo: ResRL on single-turn function calling")
-    stage1 = stage_config(s, warm, out / "stage1_single", envs=SINGLE_TURN, steps=s.single_steps, multi=False)
+    stage1 = stage_config(s, warm, out / "stage1_single", envs=RL_SINGLE_TURN, steps=s.single_steps, multi=False)
     trainer = Trainer(stage1)
     trainer.run()
     trainer.close()

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-from tests.trainer.conftest import base_config
 from safetensors.torch import load_file
 
 from resrl.algos import policy_loss
@@ -15,6 +14,7 @@ from resrl.trainer.batch import token_logprobs
 from resrl.trainer.config import validate_config
 from resrl.trainer.logs import read_records
 from resrl.trainer.loop import Trainer
+from tests.trainer.conftest import base_config
 
 
 def _run(cfg_dict: dict, *, resume: bool = False) -> dict:
