@@ -58,11 +58,13 @@ def measure(name: str, policy, env_id: str, tasks, n: int, args) -> dict:
         seed=0,
         progress=True,
     )
+    policy.reset_prefix_cache()  # both runs start cold: neither reuses the other's prompt KV
     start = time.perf_counter()
     trajs = collector.collect(tasks, n)
     collect_s = time.perf_counter() - start
     tokens = [t.n_policy_tokens for t in trajs]
     params = [SamplingParams(temperature=1.0, max_new_tokens=max(k, 1), ignore_stop=True, seed=0) for k in tokens]
+    policy.reset_prefix_cache()
     start = time.perf_counter()
     raw = policy.generate([t.prompt_ids for t in trajs], params)
     raw_s = time.perf_counter() - start

@@ -119,6 +119,7 @@ class Collector:
         self.seed = seed
         self.progress = progress
         self._round = 0
+        self.timings: dict[str, float] = {"generate_s": 0.0, "env_s": 0.0}
 
     # -- public --------------------------------------------------------------------------------------------
     def collect(self, tasks: list[Task], n: int = 1) -> list[Trajectory]:
@@ -132,6 +133,8 @@ class Collector:
             for k in range(n)
         ]
         bar = _progress_bar(len(episodes), self.progress)
+        self.timings = {"generate_s": 0.0, "env_s": 0.0}
+        first_round = self._round
         self._loop = asyncio.new_event_loop()
         loop_thread = threading.Thread(target=self._loop.run_forever, name="resrl-env-loop", daemon=True)
         loop_thread.start()
@@ -141,8 +144,12 @@ class Collector:
             done = sum(e.finish_reason is not None for e in episodes)
             bar.update(done)
             while any(e.finish_reason is None for e in episodes):
+                t0 = time.monotonic()
                 self._generate_round([e for e in episodes if e.finish_reason is None])
+                t1 = time.monotonic()
                 self._step_round([e for e in episodes if e.finish_reason is None], pool)
+                self.timings["generate_s"] += t1 - t0
+                self.timings["env_s"] += time.monotonic() - t1
                 now_done = sum(e.finish_reason is not None for e in episodes)
                 bar.update(now_done - done)
                 done = now_done
@@ -159,10 +166,14 @@ class Collector:
         trajectories = [self._record(e) for e in episodes]
         n_tok = sum(t.n_policy_tokens for t in trajectories)
         log.info(
-            "collected %d episodes (%d policy tokens) in %.1fs; %d infra errors",
+            "collected %d episodes (%d policy tokens) in %.1fs (generation %.1fs, env steps %.1fs, %d rounds); "
+            "%d infra errors",
             len(trajectories),
             n_tok,
             time.monotonic() - start,
+            self.timings["generate_s"],
+            self.timings["env_s"],
+            self._round - first_round,
             sum(t.infra_error is not None for t in trajectories),
         )
         return trajectories

@@ -59,6 +59,11 @@ class HFPolicy:
                 if params[name].data_ptr() != tensor.data_ptr():
                     params[name].copy_(tensor.to(params[name].device, params[name].dtype))
 
+    def reset_prefix_cache(self) -> None:
+        """Drop the KV kept for later turns (for cold-start measurements)."""
+        if self.store is not None:
+            self.store.clear()
+
     def generate(
         self, prompts: list[list[int]], sampling: SamplingParams | Sequence[SamplingParams]
     ) -> list[Generation]:

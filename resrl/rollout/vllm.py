@@ -80,3 +80,7 @@ class VLLMPolicy:
         tensors = [(name, t.detach().to("cpu")) for name, t in named_tensors]
         self.llm.collective_rpc(_load_weights, args=(tensors,))
         self.llm.reset_prefix_cache()
+
+    def reset_prefix_cache(self) -> None:
+        """Drop the engine's cached prompt KV (for cold-start measurements)."""
+        self.llm.reset_prefix_cache()
