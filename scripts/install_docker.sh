@@ -21,7 +21,8 @@ fi
 
 if ! pgrep -x dockerd >/dev/null 2>&1; then
     echo "install_docker: starting dockerd (log: $log)"
-    nohup dockerd >"$log" 2>&1 &
+    # its own session: the engine must outlive the shell (or CI step) that started it
+    setsid nohup dockerd >"$log" 2>&1 </dev/null &
 fi
 
 for _ in $(seq 1 "$wait_s"); do
