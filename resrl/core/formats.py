@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import keyword
 import re
 from typing import Any, Protocol
 
@@ -161,6 +162,10 @@ class PythonicFormat:
         return ToolCall(name=name, arguments=args)
 
     def render(self, content: str, calls: list[ToolCall]) -> str:
+        for c in calls:
+            bad = [n for n in (*c.name.split("."), *c.arguments) if not n.isidentifier() or keyword.iskeyword(n)]
+            if bad:
+                raise ValueError(f"the pythonic format cannot write {c.name!r}: {bad[0]!r} is not a Python name")
         body = ", ".join(f"{c.name}(" + ", ".join(f"{k}={v!r}" for k, v in c.arguments.items()) + ")" for c in calls)
         listing = f"[{body}]" if calls else ""
         return "\n".join(part for part in (content, listing) if part)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import keyword
 
 import pytest
 from hypothesis import given, settings
@@ -11,8 +12,11 @@ from hypothesis import strategies as st
 from resrl.core.formats import FORMATS, ToolCallParseError, get_format, parse_action
 from resrl.core.messages import ToolCall
 
-names = st.from_regex(r"[a-z_][a-z0-9_]{0,12}(\.[a-z_][a-z0-9_]{0,8})?", fullmatch=True)
-keys = st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True).filter(lambda k: k not in {"None", "True"})
+# names a Python parser accepts: the pythonic format cannot write keywords (tested below)
+names = st.from_regex(r"[a-z_][a-z0-9_]{0,12}(\.[a-z_][a-z0-9_]{0,8})?", fullmatch=True).filter(
+    lambda n: not any(keyword.iskeyword(part) for part in n.split("."))
+)
+keys = st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True).filter(lambda k: not keyword.iskeyword(k))
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -101,6 +105,13 @@ def test_content_beside_calls_is_kept() -> None:
     parsed = get_format("pythonic").parse('I will call it.\n[f(a=1, b="x")]')
     assert parsed.content == "I will call it." and parsed.tool_calls[0].arguments == {"a": 1, "b": "x"}
     assert get_format("pythonic").parse("[see above]").tool_calls == []
+
+
+def test_pythonic_refuses_names_it_cannot_write() -> None:
+    with pytest.raises(ValueError, match="'as' is not a Python name"):
+        get_format("pythonic").render("", [ToolCall(name="as", arguments={})])
+    with pytest.raises(ValueError, match="'class' is not a Python name"):
+        get_format("pythonic").render("", [ToolCall(name="f", arguments={"class": 1})])
 
 
 def test_unknown_format_is_a_clear_error() -> None:
