@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -58,25 +59,30 @@ def measure(name: str, policy, env_id: str, tasks, n: int, args) -> dict:
         seed=0,
         progress=True,
     )
-    policy.reset_prefix_cache()  # both runs start cold: neither reuses the other's prompt KV
-    start = time.perf_counter()
-    trajs = collector.collect(tasks, n)
-    collect_s = time.perf_counter() - start
-    tokens = [t.n_policy_tokens for t in trajs]
-    params = [SamplingParams(temperature=1.0, max_new_tokens=max(k, 1), ignore_stop=True, seed=0) for k in tokens]
-    policy.reset_prefix_cache()
-    start = time.perf_counter()
-    raw = policy.generate([t.prompt_ids for t in trajs], params)
-    raw_s = time.perf_counter() - start
+    collect_tps, raw_tps = [], []
+    for _ in range(args.repeats):  # alternate the two so a busy machine slows both alike; report medians
+        policy.reset_prefix_cache()  # both start cold: neither reuses the other's prompt KV
+        start = time.perf_counter()
+        trajs = collector.collect(tasks, n)
+        collect_s = time.perf_counter() - start
+        tokens = [t.n_policy_tokens for t in trajs]
+        params = [SamplingParams(temperature=1.0, max_new_tokens=max(k, 1), ignore_stop=True) for k in tokens]
+        policy.reset_prefix_cache()
+        start = time.perf_counter()
+        raw = policy.generate([t.prompt_ids for t in trajs], params)
+        raw_s = time.perf_counter() - start
+        collect_tps.append(sum(tokens) / collect_s)
+        raw_tps.append(sum(len(g.token_ids) for g in raw) / raw_s)
+        log.info("%s: collect %.1f tok/s, raw engine %.1f tok/s", name, collect_tps[-1], raw_tps[-1])
     total = sum(tokens)
-    raw_total = sum(len(g.token_ids) for g in raw)
     result = {
         "backend": name,
         "episodes": len(trajs),
         "mean_turns": sum(t.turns for t in trajs) / len(trajs),
         "policy_tokens": total,
-        "collect_tok_s": total / collect_s,
-        "raw_engine_tok_s": raw_total / raw_s,
+        "collect_tok_s": statistics.median(collect_tps),
+        "raw_engine_tok_s": statistics.median(raw_tps),
+        "repeats": args.repeats,
     }
     result["ratio_vs_raw_engine"] = result["collect_tok_s"] / result["raw_engine_tok_s"]
     return result
@@ -93,6 +99,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--sft-tasks", type=int, default=64)
     parser.add_argument("--sft-epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating collect/raw runs (medians reported)")
     parser.add_argument("--skip-hf", action="store_true")
     parser.add_argument("--skip-vllm", action="store_true")
     args = parser.parse_args()
