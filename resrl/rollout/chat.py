@@ -45,6 +45,7 @@ class ChatCodec:
             raise TemplateError("no stop token: the tokenizer has no eos_token and no stop_ids were given")
         self.stop_ids = sorted(ids)
         self._cache: dict[str, tuple[list[int], list[int]]] = {}
+        self._texts: dict[str, str] = {}
 
     # -- rendering ---------------------------------------------------------------------------------------
     def render_text(self, messages: list[Message], tools: list[dict] | None, generation_prompt: bool) -> str:
@@ -87,14 +88,46 @@ class ChatCodec:
     def observation_ids(self, messages: list[Message], tools: list[dict] | None = None) -> list[int]:
         """Ids of ``messages`` (tool results, user turns) plus the next generation prompt, as rendered in context
         after an assistant turn and its suffix."""
+        text = self.render_text(BASE_CONVERSATION + list(messages), tools, generation_prompt=True)
+        base_text = self._base_text(tools)
+        # Fast path: tokenize only the new text, where the boundary is known to tokenize the same alone.
+        if text.startswith(base_text) and self._text_delta_safe(tools):
+            return self.encode_text(text[len(base_text) :])
+        return self._token_delta(text, tools)
+
+    def _token_delta(self, text: str, tools: list[dict] | None) -> list[int]:
         base, _ = self._base(tools)
-        full = self.render(BASE_CONVERSATION + list(messages), tools, generation_prompt=True)
+        full = self.encode_text(text)
         if full[: len(base)] != base:
             raise TemplateError(
                 "the chat template is not prefix-stable: rendering more messages changed the tokens of the "
                 "earlier ones, so observation tokens cannot be taken as a delta"
             )
         return full[len(base) :]
+
+    def _base_text(self, tools: list[dict] | None) -> str:
+        key = "text:" + json.dumps(tools or [], sort_keys=True)
+        if key not in self._texts:
+            self._texts[key] = self.render_text(BASE_CONVERSATION, tools, generation_prompt=False)
+        return self._texts[key]
+
+    def _text_delta_safe(self, tools: list[dict] | None) -> bool:
+        """Whether tokenizing the text after the base alone gives the same ids as the token-level delta, checked
+        once per tool set on a tool result and a user turn (the boundary is the same for every observation)."""
+        key = "safe:" + json.dumps(tools or [], sort_keys=True)
+        if key not in self._texts:
+            base_text = self._base_text(tools)
+            probes = [
+                [{"role": "tool", "name": "probe", "content": '{"ok": 1}'}],
+                [{"role": "user", "content": "Go on."}],
+            ]
+            safe = True
+            for probe in probes:
+                text = self.render_text(BASE_CONVERSATION + probe, tools, generation_prompt=True)
+                safe = safe and text.startswith(base_text)
+                safe = safe and self.encode_text(text[len(base_text) :]) == self._token_delta(text, tools)
+            self._texts[key] = "yes" if safe else ""
+        return bool(self._texts[key])
 
     def assistant_ids(self, message: Message, tools: list[dict] | None = None) -> list[int]:
         """The ids a model would generate for an assistant ``message``, stop token included (for SFT)."""
