@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from resrl import ToolCall
 from resrl_envs.fc.single import tools as T
 from resrl_envs.fc.single.checker import (
     OMIT,
@@ -14,8 +16,6 @@ from resrl_envs.fc.single.checker import (
     type_problem,
     values_equal,
 )
-
-from resrl import ToolCall
 
 WEATHER = [T.get_current_weather.schema()]
 ALL = [t.schema() for t in (T.get_current_weather, T.circle_area, T.factorial, T.find_recipes, T.book_hotel)]

@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from resrl_envs.fc.single import register_single_turn
-from resrl_envs.fc.single.env import SINGLE_TURN_ENVS
 
 import resrl
 from resrl.core.check import GARBAGE, check_env
+from resrl_envs.fc.single import register_single_turn
+from resrl_envs.fc.single.env import SINGLE_TURN_ENVS
 
 ENV_IDS = [cls.env_id for cls in SINGLE_TURN_ENVS]
 CALLING_IDS = [i for i in ENV_IDS if i != "fc/irrelevance"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import get_args, get_origin
 
 import pytest
+
+from resrl import Task, read_jsonl, write_jsonl
 from resrl_envs.fc.single import tools as T
 from resrl_envs.fc.single.checker import OMIT, parse_answer
 from resrl_envs.fc.single.env import SINGLE_TURN_ENVS
 from resrl_envs.fc.single.generator import CATEGORIES, generate
 from resrl_envs.fc.single.pools import POOLS
 from resrl_envs.fc.single.recipes import RECIPES
-
-from resrl import Task, read_jsonl, write_jsonl
 
 
 def _prompt(task: Task) -> str:

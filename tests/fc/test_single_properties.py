@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import resrl
+from resrl import ToolCall
 from resrl_envs.fc.single import register_single_turn
 from resrl_envs.fc.single.checker import score_turn
 from resrl_envs.fc.single.env import SINGLE_TURN_ENVS
 from resrl_envs.fc.single.generator import CATEGORIES, generate
-
-import resrl
-from resrl import ToolCall
 
 CALLING = [c for c in CATEGORIES if c != "irrelevance"]
 

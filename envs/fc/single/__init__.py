@@ -9,9 +9,8 @@ from __future__ import annotations
 
 def register_single_turn() -> None:
     """Register the five single-turn ``fc/`` environments."""
-    from resrl_envs.fc.single.env import SINGLE_TURN_ENVS
-
     from resrl import register
+    from resrl_envs.fc.single.env import SINGLE_TURN_ENVS
 
     for cls in SINGLE_TURN_ENVS:
         register(cls.env_id, cls)

@@ -6,11 +6,10 @@ import logging
 import random
 from typing import Any, ClassVar
 
-from resrl_envs.fc.single.checker import parse_answer, score_turn
-from resrl_envs.fc.single.generator import generate
-
 from resrl import ChatEnv, Message, ParsedAction, Task, ToolCall, ToolCallParseError, Transition
 from resrl.core.task import Split
+from resrl_envs.fc.single.checker import parse_answer, score_turn
+from resrl_envs.fc.single.generator import generate
 
 log = logging.getLogger("resrl.envs.fc.single")
 REWARD_MODES = ("binary", "shaped")

@@ -15,13 +15,12 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from resrl import Task
+from resrl.core.task import Split
 from resrl_envs.fc.single.checker import OMIT
 from resrl_envs.fc.single.drawing import Draw, Side, listing
 from resrl_envs.fc.single.pools import pool
 from resrl_envs.fc.single.recipes import RECIPES, Recipe
-
-from resrl import Task
-from resrl.core.task import Split
 
 CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
 

@@ -10,10 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from resrl import Tool
 from resrl_envs.fc.single import tools as T
 from resrl_envs.fc.single.drawing import Draw, Side, listing, orders
-
-from resrl import Tool
 
 
 @dataclass(frozen=True)
