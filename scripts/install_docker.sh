@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Docker engine from Debian (docker.io + docker-compose) if absent, start dockerd in the
-# background and wait until `docker info` answers; also the compose v2 plugin (see install_compose_v2). Idempotent: an engine that already answers is left alone.
+# background and wait until `docker info` answers; also the compose v2 plugin (see install_compose_v2).
+# Idempotent: an engine that already answers is left alone.
 # Env: DOCKERD_LOG (default /var/log/dockerd.log), DOCKER_WAIT_S (default 120).
 set -euo pipefail
 
@@ -11,7 +12,8 @@ wait_s=${DOCKER_WAIT_S:-120}
 # trixie's package carries the v2 CLI plugin, a static Go binary that runs here. Only that binary is taken.
 install_compose_v2() {
     local plugin=/usr/libexec/docker/cli-plugins/docker-compose member=./usr/libexec/docker/cli-plugins/docker-compose
-    local url=${COMPOSE_V2_DEB_URL:-http://deb.debian.org/debian/pool/main/d/docker-compose/docker-compose_2.26.1-4_amd64.deb}
+    local url=${COMPOSE_V2_DEB_URL:-http://deb.debian.org/debian/pool/main/d/docker-compose/}
+    [[ "$url" == */ ]] && url+=docker-compose_2.26.1-4_amd64.deb
     docker compose version >/dev/null 2>&1 && return 0
     echo "install_docker: installing the compose v2 plugin from $url"
     local tmp attempt listing
