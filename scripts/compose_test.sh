@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
-# The real compose test (CI): engine, registry-free base image, wheelhouse, images, `up` with two env-server
-# replicas, health, a function-calling and a code episode through RemoteEnv (gold solutions must score full
-# reward) on every replica, then teardown. Run from any directory; needs the project's venv python on PATH.
-#   COMPOSE          compose command (default: `docker compose` if present, else `docker-compose`)
+# The real compose test (CI): engine, registry-free base image, wheelhouse, images, then the stack with each
+# compose implementation. Run from any directory; needs the project's venv python on PATH.
+#   CHECK=full   `up --scale envs=2`, health, a function-calling and a code episode through RemoteEnv (gold
+#                solutions must score full reward) on every replica, then teardown
+#   CHECK=quick  `up` with one replica, health, one gold function-calling episode, `up --scale envs=2`, both
+#                replicas healthy and answering, then teardown (images are reused from the full check)
+#   COMPOSE      compose command; unset: the full check with compose v2 (`docker compose`), then the quick
+#                check with v1 (`docker-compose`, Debian's 1.29) — both must be installed
 #   RESRL_BASE_IMAGE base image (default: the one scripts/build_base_image.sh builds)
 #   KEEP_UP=1        leave the stack running
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { echo "compose_test: $*" >&2; }
+if [[ -z "${COMPOSE:-}" ]]; then
+    COMPOSE="docker compose" CHECK=full bash "$0"
+    COMPOSE=docker-compose CHECK=quick bash "$0"
+    exit 0
+fi
+check=${CHECK:-full}
+[[ "$check" == full || "$check" == quick ]] || { log "CHECK must be full or quick, not '$check'"; exit 2; }
 python=${PYTHON:-python}
 project=${COMPOSE_PROJECT_NAME:-resrlci}
-if [[ -z "${COMPOSE:-}" ]]; then
-    if docker compose version >/dev/null 2>&1; then COMPOSE="docker compose"; else COMPOSE="docker-compose"; fi
-fi
 compose() { $COMPOSE -p "$project" -f compose.yaml "$@"; }
+$COMPOSE version >/dev/null 2>&1 || { log "'$COMPOSE' is not installed (see scripts/install_docker.sh)"; exit 1; }
 
 bash scripts/install_docker.sh >&2
 export RESRL_BASE_IMAGE=${RESRL_BASE_IMAGE:-$(bash scripts/build_base_image.sh | tail -1)}
 base_py=$(docker run --rm "$RESRL_BASE_IMAGE" python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-log "base image $RESRL_BASE_IMAGE (Python $base_py); compose: $COMPOSE"
+log "base image $RESRL_BASE_IMAGE (Python $base_py); compose: $COMPOSE ($($COMPOSE version --short)); check: $check"
 PYTHON_VERSION=$base_py PYTHON=$python bash scripts/build_wheelhouse.sh >/dev/null
 
 export RESRL_TAG=ci RESRL_ENV_PORTS=${RESRL_ENV_PORTS:-18100-18109} RESRL_SANDBOX_PORT=${RESRL_SANDBOX_PORT:-18080}
@@ -33,26 +42,79 @@ trap teardown EXIT
 
 log "building images"
 compose build >&2
+wait_healthy() {  # wait_healthy N: N containers of the project report healthy
+    local want=$1 ids states healthy deadline=$((SECONDS + 240))
+    while true; do
+        ids=$(compose ps -q)
+        states=$(docker inspect --format '{{.State.Health.Status}}' $ids | sort | uniq -c | xargs)
+        healthy=$(docker inspect --format '{{.State.Health.Status}}' $ids | grep -c '^healthy$' || true)
+        [[ "$healthy" -eq "$want" ]] && break
+        if ((SECONDS > deadline)); then log "not $want healthy in time: $states"; exit 1; fi
+        sleep 2
+    done
+    log "all healthy: $states"
+}
+
+replica_urls() {  # the host URL of each env-server replica (1..N)
+    local i port
+    for i in $(seq 1 "$1"); do
+        port=$(compose port --index="$i" envs 8000 | tail -1 | awk -F: '{print $NF}')
+        echo "http://127.0.0.1:$port"
+    done
+}
+
+if [[ "$check" == quick ]]; then
+    log "starting sandbox + 1 env server"
+    compose up -d >&2
+    wait_healthy 2
+    url=$(replica_urls 1)
+    "$python" - "$url" <<'PY'
+"""One gold function-calling episode through RemoteEnv."""
+import sys
+
+import resrl
+from resrl.client import RemoteEnv
+
+url, env_id = sys.argv[1], "fc/simple"
+task = resrl.spec(env_id).load().generate_tasks("test", 1, 3)[0]
+local, env = resrl.make(env_id), RemoteEnv(url, env_id)
+local.task = task  # renders the gold turns the way a policy would write them
+env.reset(options={"task_id": "test/3"})
+reward = 0.0
+for action in type(local).gold_actions(task):
+    _, reward, terminated, truncated, _ = env.step(local.render_action(action))
+    if terminated or truncated:
+        break
+env.close()
+assert reward == resrl.spec(env_id).load().max_reward, f"gold scored {reward}"
+print(f"compose_test: {url} {env_id}: gold reward {reward}", file=sys.stderr)
+PY
+    log "scaling to 2 env servers"
+    compose up -d --scale envs=2 >&2
+    wait_healthy 3
+    mapfile -t urls < <(replica_urls 2)
+    "$python" - "${urls[@]}" <<'PY'
+"""Both replicas answer on their own host ports."""
+import sys
+
+import httpx
+
+hosts = set()
+for url in sys.argv[1:]:
+    assert httpx.get(f"{url}/healthz").json()["status"] == "ok", url
+    assert "fc/simple" in {e["id"] for e in httpx.get(f"{url}/v1/envs").json()["envs"]}, url
+    hosts.add(url)
+assert len(hosts) == 2, hosts
+PY
+    log "PASS (quick, $COMPOSE): up, health, gold episode, scale to 2, both replicas answer"
+    exit 0
+fi
+
 log "starting sandbox + 2 env servers"
 compose up -d --scale envs=2 >&2
+wait_healthy 3
 
-log "waiting for health"
-deadline=$((SECONDS + 240))
-while true; do
-    ids=$(compose ps -q)
-    states=$(docker inspect --format '{{.State.Health.Status}}' $ids | sort | uniq -c | xargs)
-    healthy=$(docker inspect --format '{{.State.Health.Status}}' $ids | grep -c '^healthy$' || true)
-    [[ "$healthy" -eq 3 ]] && break
-    if ((SECONDS > deadline)); then log "not healthy in time: $states"; exit 1; fi
-    sleep 2
-done
-log "all healthy: $states"
-
-urls=()
-for i in 1 2; do
-    port=$(compose port --index="$i" envs 8000 | tail -1 | awk -F: '{print $NF}')
-    urls+=("http://127.0.0.1:$port")
-done
+mapfile -t urls < <(replica_urls 2)
 log "env servers at ${urls[*]}"
 
 "$python" - "http://127.0.0.1:$RESRL_SANDBOX_PORT" "${urls[@]}" <<'PY'
@@ -103,4 +165,4 @@ print(f"compose_test: sandbox jobs: {passed}", file=sys.stderr)
 PY
 replicas=$(compose ps -q envs | wc -l)
 [[ "$replicas" -eq 2 ]] || { log "expected 2 env replicas, found $replicas"; exit 1; }
-log "PASS: both replicas served gold function-calling and code episodes"
+log "PASS (full, $COMPOSE): both replicas served gold function-calling and code episodes"
