@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
 from resrl.core.registry import EnvSpec, list_envs
+from resrl_servers.env.fastlane import StepFastLane
 from resrl_servers.env.metrics import ServerMetrics
 from resrl_servers.env.models import (
     Closed,
@@ -113,6 +114,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         description="Sessions over registered resrl chat environments (gymnasium reset/step over HTTP).",
         lifespan=lifespan,
     )
+    # steps skip FastAPI's per-request machinery; the route below documents them and answers invalid bodies
+    app.add_middleware(StepFastLane, manager=manager, metrics=metrics, render_error=_error)
     app.state.envs = envs.envs
     app.state.sessions = manager
     app.state.metrics = metrics

@@ -42,6 +42,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session-ttl", type=float, default=600.0, help="idle seconds before a session is reaped")
     parser.add_argument("--step-timeout", type=float, default=60.0, help="seconds one reset/step may take")
     parser.add_argument("--threads", type=int, default=32, help="worker threads for synchronous envs")
+    parser.add_argument(
+        "--no-inline-steps",
+        dest="inline_steps",
+        action="store_false",
+        help="run every step on the thread pool, even of envs that declare fast_step",
+    )
+    parser.add_argument(
+        "--inline-limit",
+        type=float,
+        default=0.02,
+        metavar="SECONDS",
+        help="an inline (fast_step) step slower than this moves its env to the thread pool (default 0.02)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -62,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         session_ttl_s=args.session_ttl,
         step_timeout_s=args.step_timeout,
         threads=args.threads,
+        inline_steps=args.inline_steps,
+        inline_limit_s=args.inline_limit,
     )
     app = create_app(config)
     log.info("env server on http://%s:%d hosting %d env(s)", args.host, args.port, len(app.state.envs))

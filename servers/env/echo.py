@@ -21,6 +21,7 @@ class EchoEnv(ChatEnv):
     description = "Echoes each assistant turn back; 'done' ends the episode with reward 1 (load tests)."
     multi_turn = True
     tags = ("debug",)
+    fast_step = True  # microseconds of string work: runs inline on the server's event loop
 
     @classmethod
     def generate_tasks(cls, split: Split, n: int, seed: int) -> list[Task]:

@@ -1,7 +1,12 @@
 """Sessions: each holds one env instance across steps; capacity, a bounded wait queue, timeouts and reaping.
 
 Synchronous env code runs on a thread pool so that one slow env never stalls the event loop; a per-session
-lock keeps a session's steps in order. An env that raises or overruns the step timeout is closed (its thread
+lock keeps a session's steps in order. The one exception: an env class that declares ``fast_step = True``
+promises steps of pure computation well under a millisecond (no I/O, no waiting), and its steps run inline on
+the event loop, which saves the thread hop (most of a trivial step's cost). The promise is checked: an inline
+step slower than ``inline_limit_s`` moves that env id back to the thread pool for good, with a warning. Envs are
+not promoted by measured speed alone: a step that was fast so far (a parse error) can still be slow next time
+(a sandbox call), and inline there is no timeout. An env that raises or overruns the step timeout is closed (its thread
 cannot be killed, so it is never reused) and the error is typed; the server carries on.
 """
 
@@ -38,6 +43,8 @@ class SessionLimits(BaseModel):
     step_timeout_s: float = 60.0
     threads: int = 32
     retry_after_s: float = 1.0
+    inline_steps: bool = True
+    inline_limit_s: float = 0.02
 
 
 class ApiError(Exception):
@@ -60,6 +67,7 @@ class Session:
     env: Any
     last_used: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inline: bool = False
 
 
 class SessionManager:
@@ -77,6 +85,7 @@ class SessionManager:
         self._slots = asyncio.Semaphore(limits.max_sessions)
         self._waiting = 0
         self._reaper: asyncio.Task | None = None
+        self.demoted: set[str] = set()  # env ids whose fast_step promise an inline step broke
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -185,7 +194,8 @@ class SessionManager:
             if task is not None:  # the caller's own task broke it: their input, not our fault
                 raise ApiError(422, "invalid_request", f"{env_id!r} rejected the task: {exc!r}") from None
             raise ApiError(500, "env_error", f"{env_id!r} raised during reset: {exc!r}") from None
-        session = Session(id=uuid.uuid4().hex, env_id=env_id, env=env)
+        inline = self.limits.inline_steps and getattr(type(env), "fast_step", False) is True
+        session = Session(id=uuid.uuid4().hex, env_id=env_id, env=env, inline=inline and env_id not in self.demoted)
         self.sessions[session.id] = session
         self.metrics.reset_seconds.labels(env_id).observe(time.perf_counter() - started)
         self.metrics.sessions_active.labels(env_id).inc()
@@ -213,7 +223,11 @@ class SessionManager:
             started = time.perf_counter()
             self.metrics.steps_in_flight.inc()
             try:
-                result = await self._run(session.env.step, action)
+                if session.inline and session.env_id not in self.demoted:
+                    result = session.env.step(action)
+                    self._check_inline(session, time.perf_counter() - started)
+                else:
+                    result = await self._run(session.env.step, action)
             except gym.error.ResetNeeded as exc:
                 raise ApiError(409, "session_closed", f"episode over: {exc}", session_id=session_id) from None
             except TimeoutError:
@@ -236,6 +250,17 @@ class SessionManager:
             self.metrics.step_seconds.labels(session.env_id).observe(time.perf_counter() - started)
             self.metrics.steps.labels(session.env_id).inc()
             return result
+
+    def _check_inline(self, session: Session, seconds: float) -> None:
+        if seconds > self.limits.inline_limit_s and session.env_id not in self.demoted:
+            self.demoted.add(session.env_id)
+            log.warning(
+                "%s declares fast_step but a step took %.1f ms on the event loop (limit %.1f ms): "
+                "its steps run on the thread pool from now on",
+                session.env_id,
+                seconds * 1000,
+                self.limits.inline_limit_s * 1000,
+            )
 
     async def close(self, session_id: str) -> bool:
         """Close a session; False if it was not open."""
