@@ -81,7 +81,9 @@ class StepFastLane:
             self.metrics.errors.labels(exc.kind).inc()
             await self.render_error(exc)(scope, receive, send)
             return
-        result = StepResult(observation=observation, reward=reward, terminated=terminated, truncated=truncated, info=info)
+        result = StepResult(
+            observation=observation, reward=reward, terminated=terminated, truncated=truncated, info=info
+        )
         # fallback=str: an env's info may carry values JSON has no type for (the WebSocket path does the same)
         payload = result.model_dump_json(fallback=str).encode()
         headers = [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
