@@ -90,6 +90,34 @@ class _Session:
         self.session_id = self.url = None
         return target
 
+    def _judge(
+        self,
+        method: str,
+        path: str,
+        url: str,
+        attempt: int,
+        outcome: httpx.Response | httpx.HTTPError,
+        *,
+        idempotent: bool,
+    ) -> float | None:
+        """What one attempt of a request came to: None when ``outcome`` is the answer to return, else the
+        seconds to wait before the next attempt; raises the typed error when it must not (or can no longer)
+        be retried."""
+        if isinstance(outcome, httpx.HTTPError):
+            error = transport_error(outcome, url)
+            if not is_retryable(outcome, idempotent=idempotent):
+                raise error from outcome
+            delay = self.retry.delay(attempt)
+        else:
+            if outcome.status_code < 400 or not retry_status(outcome.status_code, idempotent=idempotent):
+                return None
+            error = server_error(outcome)
+            delay = self.retry.delay(attempt, outcome.headers.get("retry-after"))
+        if attempt + 1 >= self.retry.attempts:
+            raise error
+        log.info("retrying %s %s in %.2fs after %s", method, path, delay, error)
+        return delay
+
     @staticmethod
     def _raise_for(response: httpx.Response) -> None:
         if response.status_code == 409:
@@ -113,26 +141,17 @@ class RemoteEnv(_Session, gym.Env):
         self._http = httpx.Client(timeout=self.retry.timeout())
 
     def _send(self, method: str, urls: list[str], path: str, body: Any, *, idempotent: bool):
-        last: EnvServerError | None = None
         for attempt in range(self.retry.attempts):
             url = urls[attempt % len(urls)]
             try:
-                response = self._http.request(method, url + path, json=body)
+                outcome: httpx.Response | httpx.HTTPError = self._http.request(method, url + path, json=body)
             except httpx.HTTPError as exc:
-                last = transport_error(exc, url)
-                if not is_retryable(exc, idempotent=idempotent):
-                    raise last from exc
-                delay = self.retry.delay(attempt)
-            else:
-                if response.status_code < 400 or not retry_status(response.status_code, idempotent=idempotent):
-                    return url, response
-                last = server_error(response)
-                delay = self.retry.delay(attempt, response.headers.get("retry-after"))
-            if attempt + 1 < self.retry.attempts:
-                log.info("retrying %s %s in %.2fs after %s", method, path, delay, last)
-                time.sleep(delay)
-        assert last is not None
-        raise last
+                outcome = exc
+            delay = self._judge(method, path, url, attempt, outcome, idempotent=idempotent)
+            if delay is None:
+                return url, outcome
+            time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Open a new session (closing the current one); ``options`` may carry ``task`` or ``task_id``."""
@@ -185,26 +204,17 @@ class AsyncRemoteEnv(_Session):
         await self.close()
 
     async def _send(self, method: str, urls: list[str], path: str, body: Any, *, idempotent: bool):
-        last: EnvServerError | None = None
         for attempt in range(self.retry.attempts):
             url = urls[attempt % len(urls)]
             try:
-                response = await self._http.request(method, url + path, json=body)
+                outcome: httpx.Response | httpx.HTTPError = await self._http.request(method, url + path, json=body)
             except httpx.HTTPError as exc:
-                last = transport_error(exc, url)
-                if not is_retryable(exc, idempotent=idempotent):
-                    raise last from exc
-                delay = self.retry.delay(attempt)
-            else:
-                if response.status_code < 400 or not retry_status(response.status_code, idempotent=idempotent):
-                    return url, response
-                last = server_error(response)
-                delay = self.retry.delay(attempt, response.headers.get("retry-after"))
-            if attempt + 1 < self.retry.attempts:
-                log.info("retrying %s %s in %.2fs after %s", method, path, delay, last)
-                await asyncio.sleep(delay)
-        assert last is not None
-        raise last
+                outcome = exc
+            delay = self._judge(method, path, url, attempt, outcome, idempotent=idempotent)
+            if delay is None:
+                return url, outcome
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Open a new session (closing the current one); ``options`` may carry ``task`` or ``task_id``."""

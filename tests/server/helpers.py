@@ -47,7 +47,24 @@ class SlowEnv(ChatEnv):
         return Transition([user_message("slept")])
 
 
+class LoopEnv(ChatEnv):
+    """Declares ``fast_step``; each step answers with its thread's name. ``sleep S`` breaks the promise."""
+
+    multi_turn = True
+    fast_step = True
+
+    @classmethod
+    def generate_tasks(cls, split, n, seed):
+        return [Task(id=f"loop-{seed}-{i}", env_id="test/loop", messages=[user_message("go")]) for i in range(n)]
+
+    def _act(self, action):
+        if action.content.startswith("sleep "):
+            time.sleep(float(action.content.split()[1]))
+        return Transition([user_message(threading.current_thread().name)])
+
+
 resrl.register("test/crash", CrashEnv)
+resrl.register("test/loop", LoopEnv)
 resrl.register("test/slow", SlowEnv)
 
 
