@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
 from resrl.client import RemoteEnv
 from tests.server.helpers import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _up(url: str) -> bool:
@@ -46,3 +49,22 @@ def test_serve_env_rejects_an_unmatched_pattern():
     )
     assert proc.returncode == 2
     assert "no registered environment matches 'nothing/*'" in proc.stderr
+
+
+def test_serve_env_no_inline_steps_puts_fast_envs_on_the_pool():
+    port = free_port()
+    cmd = [sys.executable, "-m", "resrl", "serve", "env", "--port", str(port), "--envs", "test/loop"]
+    cmd += ["--import", "tests.server.helpers", "--no-inline-steps", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _up(url) or proc.poll() is not None, timeout_s=60)
+        assert proc.poll() is None, proc.stderr.read()
+        env = RemoteEnv(url, "test/loop")
+        env.reset(seed=0)
+        thread = env.step("where")[0][0]["content"]
+        env.close()
+        assert thread.startswith("resrl-env"), thread  # test/loop declares fast_step; the flag overrides it
+    finally:
+        proc.terminate()
+        proc.wait(20)
