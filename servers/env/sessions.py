@@ -1,13 +1,15 @@
 """Sessions: each holds one env instance across steps; capacity, a bounded wait queue, timeouts and reaping.
 
 Synchronous env code runs on a thread pool so that one slow env never stalls the event loop; a per-session
-lock keeps a session's steps in order. The one exception: an env class that declares ``fast_step = True``
-promises steps of pure computation well under a millisecond (no I/O, no waiting), and its steps run inline on
-the event loop, which saves the thread hop (most of a trivial step's cost). The promise is checked: an inline
-step slower than ``inline_limit_s`` moves that env id back to the thread pool for good, with a warning. Envs are
-not promoted by measured speed alone: a step that was fast so far (a parse error) can still be slow next time
-(a sandbox call), and inline there is no timeout. An env that raises or overruns the step timeout is closed (its thread
+lock keeps a session's steps in order. An env that raises or overruns the step timeout is closed (its thread
 cannot be killed, so it is never reused) and the error is typed; the server carries on.
+
+The one exception to the pool: an env class that declares ``fast_step = True`` promises steps of pure
+computation well under a millisecond (no I/O, no waiting); its steps run inline on the event loop, which saves
+the thread hop (most of a trivial step's cost). The promise is checked: an inline step slower than
+``inline_limit_s`` moves that env id back to the pool for good, with a warning. Envs are not promoted by
+measured speed alone: a step that was fast so far (a parse error) can be slow next time (a sandbox call), and
+inline there is no timeout.
 """
 
 from __future__ import annotations
