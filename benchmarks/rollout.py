@@ -6,6 +6,11 @@ one call, stop tokens ignored (the peer: "raw engine"). The ratio collection/raw
 efficiency (target ≥ 0.9). A tiny model is built and briefly fine-tuned on gold episodes first (so it ends
 its turns and episodes have several turns), unless ``--model`` names a checkpoint.
 
+Both backends collect with continuous batching (an episode rejoins the running batch as soon as its env step
+returns). The collection must also prefill every observation (tool results, the next generation prompt),
+which the raw engine never sees; the log line ``collected ...`` shows where the time went. ``--overlap-env``
+lets the engine keep decoding while env steps run (faster; sampling then depends on env timing).
+
     python benchmarks/rollout.py [--model DIR] [--env fc/multi/banking] [--tasks 16] [--n 4] [--skip-vllm]
 """
 
@@ -57,6 +62,7 @@ def measure(name: str, policy, env_id: str, tasks, n: int, args) -> dict:
         max_new_tokens_per_turn=args.max_new_tokens,
         temperature=1.0,
         seed=0,
+        overlap_env=args.overlap_env or None,
         progress=True,
     )
     collect_tps, raw_tps = [], []
@@ -83,6 +89,7 @@ def measure(name: str, policy, env_id: str, tasks, n: int, args) -> dict:
         "collect_tok_s": statistics.median(collect_tps),
         "raw_engine_tok_s": statistics.median(raw_tps),
         "repeats": args.repeats,
+        "overlap_env": bool(args.overlap_env),
     }
     result["ratio_vs_raw_engine"] = result["collect_tok_s"] / result["raw_engine_tok_s"]
     return result
@@ -100,6 +107,7 @@ def main() -> None:
     parser.add_argument("--sft-tasks", type=int, default=64)
     parser.add_argument("--sft-epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="alternating collect/raw runs (medians reported)")
+    parser.add_argument("--overlap-env", action="store_true", help="decode while env steps run (not reproducible)")
     parser.add_argument("--skip-hf", action="store_true")
     parser.add_argument("--skip-vllm", action="store_true")
     args = parser.parse_args()

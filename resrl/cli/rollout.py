@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=1.0, help="reward counted as a success")
     p.add_argument("--remote", metavar="URL", help="play the env on a `resrl serve env` server at URL")
     p.add_argument(
+        "--overlap-env", action="store_true", help="keep generating while env steps run (faster; not reproducible)"
+    )
+    p.add_argument(
         "--import",
         dest="imports",
         action="append",
@@ -69,6 +72,7 @@ def _rollout(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         episode_timeout=args.episode_timeout,
         seed=args.seed,
+        overlap_env=args.overlap_env or None,
     )
     trajectories = collector.collect(tasks, args.n)
     out = Path(args.out)

@@ -1,7 +1,6 @@
 """The multi-turn collector: tasks × n samples → token-exact trajectories.
 
-Every episode is an explicit state machine, advanced in lock-step rounds so each round is one batched
-generation call:
+Every episode is an explicit state machine:
 
     GENERATE ──(policy tokens; stop token or turn limit)──► STEP ──(env.step in a worker thread)──► OBSERVE
        ▲                                                                                             │
@@ -11,6 +10,10 @@ and DONE with a ``finish_reason``: ``stop`` (env terminated), ``max_turns`` (our
 truncation), ``length`` (token budget or a turn cut at ``max_new_tokens_per_turn``), ``timeout`` or
 ``error``. Faults that are ours (env crash, env-reported ``infra_error``, timeout, engine failure) set
 ``infra_error`` so the trainer drops the episode instead of scoring it 0.
+
+With a policy that offers a :class:`~resrl.rollout.policy.GenerationStream` (``hf``, ``vllm``), episodes run at
+their own pace: an episode whose turn ended steps its env and rejoins the running batch while the others keep
+decoding (continuous batching). Otherwise (``openai``) they advance in lock-step rounds, one batched call each.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +32,7 @@ from typing import Any
 from resrl.core.messages import Message
 from resrl.core.task import Task
 from resrl.rollout.chat import ChatCodec
-from resrl.rollout.policy import Policy, SamplingParams
+from resrl.rollout.policy import Generation, Policy, SamplingParams
 from resrl.rollout.trajectory import Trajectory
 
 log = logging.getLogger("resrl.rollout")
@@ -81,6 +84,11 @@ class Collector:
 
     ``max_tokens`` caps the response (all turns, observations included); ``episode_timeout`` is wall-clock
     seconds per episode; env calls run in ``env_workers`` threads so slow or remote envs overlap.
+
+    ``overlap_env``: with continuous batching, whether the engine keeps decoding while env steps run. Then the
+    moment an episode rejoins depends on how fast its env answered, so sampling is not reproducible from the
+    seed. The default overlaps only for ``async`` (remote) envs; for sync envs the engine waits for the steps
+    its last step triggered, which keeps a seeded collection reproducible.
     """
 
     def __init__(
@@ -97,6 +105,7 @@ class Collector:
         env_workers: int = 16,
         chat_template: str | None = None,
         seed: int | None = None,
+        overlap_env: bool | None = None,
         progress: bool = True,
     ) -> None:
         if max_turns < 1 or max_tokens < 1 or max_new_tokens_per_turn < 1:
@@ -117,9 +126,10 @@ class Collector:
         self.episode_timeout = episode_timeout
         self.env_workers = env_workers
         self.seed = seed
+        self.overlap_env = overlap_env
         self.progress = progress
         self._round = 0
-        self.timings: dict[str, float] = {"generate_s": 0.0, "env_s": 0.0}
+        self.timings: dict[str, float] = {"generate_s": 0.0, "env_s": 0.0, "engine_calls": 0}
 
     # -- public --------------------------------------------------------------------------------------------
     def collect(self, tasks: list[Task], n: int = 1) -> list[Trajectory]:
@@ -133,26 +143,21 @@ class Collector:
             for k in range(n)
         ]
         bar = _progress_bar(len(episodes), self.progress)
-        self.timings = {"generate_s": 0.0, "env_s": 0.0}
-        first_round = self._round
+        self.timings = {"generate_s": 0.0, "env_s": 0.0, "engine_calls": 0}
         self._loop = asyncio.new_event_loop()
         loop_thread = threading.Thread(target=self._loop.run_forever, name="resrl-env-loop", daemon=True)
         loop_thread.start()
         pool = ThreadPoolExecutor(max_workers=self.env_workers, thread_name_prefix="resrl-env")
         try:
             self._reset_all(episodes, pool)
-            done = sum(e.finish_reason is not None for e in episodes)
-            bar.update(done)
-            while any(e.finish_reason is None for e in episodes):
-                t0 = time.monotonic()
-                self._generate_round([e for e in episodes if e.finish_reason is None])
-                t1 = time.monotonic()
-                self._step_round([e for e in episodes if e.finish_reason is None], pool)
-                self.timings["generate_s"] += t1 - t0
-                self.timings["env_s"] += time.monotonic() - t1
-                now_done = sum(e.finish_reason is not None for e in episodes)
-                bar.update(now_done - done)
-                done = now_done
+            self._bar_done = 0
+            self._update_bar(bar, episodes)
+            opener = getattr(self.policy, "open_stream", None)
+            stream = opener(self._next_seed()) if callable(opener) else None
+            if stream is not None:
+                self._run_stream(stream, episodes, pool, bar)
+            else:
+                self._run_rounds(episodes, pool, bar)
             closing = [pool.submit(self._close, e.env) for e in episodes]
             wait(closing, timeout=CLOSE_TIMEOUT)
         finally:
@@ -166,14 +171,14 @@ class Collector:
         trajectories = [self._record(e) for e in episodes]
         n_tok = sum(t.n_policy_tokens for t in trajectories)
         log.info(
-            "collected %d episodes (%d policy tokens) in %.1fs (generation %.1fs, env steps %.1fs, %d rounds); "
-            "%d infra errors",
+            "collected %d episodes (%d policy tokens) in %.1fs (generation %.1fs, waiting for env steps %.1fs, "
+            "%d engine calls); %d infra errors",
             len(trajectories),
             n_tok,
             time.monotonic() - start,
             self.timings["generate_s"],
             self.timings["env_s"],
-            self._round - first_round,
+            self.timings["engine_calls"],
             sum(t.infra_error is not None for t in trajectories),
         )
         return trajectories
@@ -192,61 +197,149 @@ class Collector:
         e.messages = list(observation)
         e.prompt_ids = self.codec.prompt_ids(e.messages, e.tools)
 
-    def _generate_round(self, active: list[_Episode]) -> None:
-        ready = []
-        for e in active:
-            budget = min(self.max_new_tokens_per_turn, self.max_tokens - len(e.response_ids))
-            if budget <= 0:
-                e.finish("length")
-            else:
-                ready.append((e, budget))
-        if not ready:
-            return
+    def _next_seed(self) -> int | None:
         self._round += 1
-        seed = None if self.seed is None else self.seed + self._round
-        sampling = [
-            SamplingParams(temperature=self.temperature, max_new_tokens=b, stop_ids=self.codec.stop_ids, seed=seed)
-            for _, b in ready
-        ]
-        try:
-            generations = self.policy.generate([e.prompt_ids + e.response_ids for e, _ in ready], sampling)
-        except Exception as exc:  # the engine failed, not the model: every episode in the batch is unusable
-            log.exception("generation failed for %d episodes", len(ready))
-            for e, _ in ready:
-                e.finish("error", f"generation failed: {type(exc).__name__}: {exc}")
-            return
-        for (e, _), g in zip(ready, generations, strict=True):
-            e.extend(list(g.token_ids), policy_logprobs=list(g.logprobs))
-            e.messages.append({"role": "assistant", "content": self.codec.decode_turn(list(g.token_ids))})
-            if g.finish_reason == "length" or not g.token_ids or g.token_ids[-1] not in self.codec.stop_ids:
-                e.finish("length")
+        return None if self.seed is None else self.seed + self._round
 
-    def _step_round(self, active: list[_Episode], pool: ThreadPoolExecutor) -> None:
-        futures = [(e, pool.submit(self._call, e.env.step, e.messages[-1]["content"])) for e in active]
-        for e, fut in futures:
-            result = self._wait(e, fut, "step")
-            if result is None:
-                continue
-            observation, reward, terminated, truncated, info = result
-            e.turns += 1
-            e.reward += float(reward)
-            e.components.update(info.get("reward_components") or {})
-            if info.get("infra_error"):
-                e.finish("error", f"env reported an infrastructure error: {info['infra_error']}")
-            elif terminated:
-                e.finish("stop")
-            elif truncated or e.turns >= self.max_turns:
-                e.finish("max_turns")
+    def _sampling(self, e: _Episode, seed: int | None = None) -> SamplingParams | None:
+        """This turn's sampling, or None (and the episode finished) when the token budget is spent."""
+        budget = min(self.max_new_tokens_per_turn, self.max_tokens - len(e.response_ids))
+        if budget <= 0:
+            e.finish("length")
+            return None
+        return SamplingParams(
+            temperature=self.temperature, max_new_tokens=budget, stop_ids=self.codec.stop_ids, seed=seed
+        )
+
+    def _take(self, e: _Episode, g: Generation) -> None:
+        """GENERATE → STEP: record the turn's tokens."""
+        e.extend(list(g.token_ids), policy_logprobs=list(g.logprobs))
+        e.messages.append({"role": "assistant", "content": self.codec.decode_turn(list(g.token_ids))})
+        if g.finish_reason == "length" or not g.token_ids or g.token_ids[-1] not in self.codec.stop_ids:
+            e.finish("length")
+
+    def _observe(self, e: _Episode, fut: Future) -> None:
+        """STEP → OBSERVE → GENERATE (or DONE): apply the env step's outcome."""
+        result = self._wait(e, fut, "step")
+        if result is None:
+            return
+        observation, reward, terminated, truncated, info = result
+        e.turns += 1
+        e.reward += float(reward)
+        e.components.update(info.get("reward_components") or {})
+        if info.get("infra_error"):
+            e.finish("error", f"env reported an infrastructure error: {info['infra_error']}")
+        elif terminated:
+            e.finish("stop")
+        elif truncated or e.turns >= self.max_turns:
+            e.finish("max_turns")
+        else:
+            observation = list(observation)
+            e.messages += observation
+            between = self.codec.turn_suffix(e.tools) + self.codec.observation_ids(observation, e.tools)
+            if len(e.response_ids) + len(between) >= self.max_tokens:
+                e.finish("length")
             else:
-                observation = list(observation)
-                e.messages += observation
-                between = self.codec.turn_suffix(e.tools) + self.codec.observation_ids(observation, e.tools)
-                if len(e.response_ids) + len(between) >= self.max_tokens:
-                    e.finish("length")
-                else:
-                    e.extend(between)
-            if e.finish_reason is None and time.monotonic() > e.deadline:
-                e.finish("timeout", f"episode exceeded {self.episode_timeout:.0f}s")
+                e.extend(between)
+        if e.finish_reason is None and time.monotonic() > e.deadline:
+            e.finish("timeout", f"episode exceeded {self.episode_timeout:.0f}s")
+
+    def _start_step(self, e: _Episode, pool: ThreadPoolExecutor) -> Future:
+        return pool.submit(self._call, e.env.step, e.messages[-1]["content"])
+
+    def _generation_failed(self, episodes: list[_Episode], exc: Exception) -> None:
+        # the engine failed, not the model: every episode it held is unusable
+        log.error("generation failed for %d episodes: %s: %s", len(episodes), type(exc).__name__, exc)
+        for e in episodes:
+            e.finish("error", f"generation failed: {type(exc).__name__}: {exc}")
+
+    # -- drivers -------------------------------------------------------------------------------------------
+    def _run_rounds(self, episodes: list[_Episode], pool: ThreadPoolExecutor, bar: Any) -> None:
+        """Lock-step: one batched generation for every active episode, then every env step, and again."""
+        while active := [e for e in episodes if e.finish_reason is None]:
+            t0 = time.monotonic()
+            seed = self._next_seed()
+            ready = [(e, sp) for e in active if (sp := self._sampling(e, seed)) is not None]
+            if ready:
+                self.timings["engine_calls"] += 1
+                try:
+                    generations = self.policy.generate(
+                        [e.prompt_ids + e.response_ids for e, _ in ready], [sp for _, sp in ready]
+                    )
+                except Exception as exc:
+                    self._generation_failed([e for e, _ in ready], exc)
+                    generations = []
+                for (e, _), g in zip(ready, generations, strict=False):
+                    self._take(e, g)
+            t1 = time.monotonic()
+            stepping = [(e, self._start_step(e, pool)) for e in active if e.finish_reason is None]
+            for e, fut in stepping:
+                self._observe(e, fut)
+            self.timings["generate_s"] += t1 - t0
+            self.timings["env_s"] += time.monotonic() - t1
+            self._update_bar(bar, episodes)
+
+    def _run_stream(self, stream: Any, episodes: list[_Episode], pool: ThreadPoolExecutor, bar: Any) -> None:
+        """Continuous batching: each episode goes back to the engine as soon as its env step returns."""
+        live = [e for e in episodes if e.finish_reason is None]
+        overlap = self.overlap_env
+        if overlap is None:
+            overlap = any(inspect.iscoroutinefunction(getattr(e.env, "step", None)) for e in live)
+        generating: dict[int, _Episode] = {}
+        stepping: dict[Future, int] = {}
+
+        def submit(i: int) -> None:
+            e = episodes[i]
+            if (sp := self._sampling(e)) is not None:
+                stream.add(i, e.prompt_ids + e.response_ids, sp)
+                generating[i] = e
+
+        for i, e in enumerate(episodes):
+            if e.finish_reason is None:
+                submit(i)
+        while generating or stepping:
+            t0 = time.monotonic()
+            if generating:
+                self.timings["engine_calls"] += 1
+                try:
+                    finished = stream.step()
+                except Exception as exc:
+                    self._generation_failed(list(generating.values()), exc)
+                    finished = []
+                    generating.clear()
+                for i, g in finished:
+                    e = generating.pop(i)
+                    self._take(e, g)
+                    if e.finish_reason is None:
+                        stepping[self._start_step(e, pool)] = i
+            t1 = time.monotonic()
+            if overlap and generating:
+                ready = [f for f in stepping if f.done()]
+            elif overlap and stepping:
+                timeout = max(0.0, min(episodes[i].deadline for i in stepping.values()) - time.monotonic())
+                wait(stepping, timeout=timeout, return_when=FIRST_COMPLETED)
+                now = time.monotonic()
+                ready = [f for f, i in stepping.items() if f.done() or episodes[i].deadline <= now]
+            else:
+                ready = list(stepping)
+            for fut in sorted(ready, key=stepping.__getitem__):  # episode order: reproducible admission
+                i = stepping.pop(fut)
+                self._observe(episodes[i], fut)
+                if episodes[i].finish_reason is None:
+                    submit(i)
+            now = time.monotonic()
+            for i in [i for i, e in generating.items() if now > e.deadline]:
+                stream.abort(i)
+                generating.pop(i).finish("timeout", f"episode exceeded {self.episode_timeout:.0f}s")
+            self.timings["generate_s"] += t1 - t0
+            self.timings["env_s"] += time.monotonic() - t1
+            self._update_bar(bar, episodes)
+
+    def _update_bar(self, bar: Any, episodes: list[_Episode]) -> None:
+        done = sum(e.finish_reason is not None for e in episodes)
+        if done > self._bar_done:
+            bar.update(done - self._bar_done)
+            self._bar_done = done
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call an env method from a worker thread; an ``async`` env's coroutine runs on the collector's loop

@@ -48,6 +48,7 @@ class HFPolicy:
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else self.tokenizer.eos_token_id)
         self.store = PrefixKVStore(self.model, prefix_cache_tokens) if prefix_cache_tokens > 0 else None
+        self._streamable: bool | None = None
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy tensors into the model by name (a no-op in effect when they already are its parameters)."""
@@ -76,14 +77,32 @@ class HFPolicy:
             )
         return out
 
+    def open_stream(self, seed: int | None = None):
+        """A continuous-batching stream over this model (see :class:`resrl.rollout.hf_stream.HFStream`), or None
+        where the model's cache cannot be split per row (the collector then falls back to lock-step rounds)."""
+        from resrl.rollout.hf_stream import HFStream
+
+        if self._streamable is None:  # sliding-window or quantized caches cannot be sliced per row
+            with torch.no_grad():
+                probe = self.model(input_ids=torch.tensor([[self.pad_id]], device=self.device), use_cache=True)
+            self._streamable = supports_prefix_store(probe.past_key_values)
+        return HFStream(self, seed) if self._streamable else None
+
     @torch.no_grad()
-    def _generate_batch(self, prompts: list[list[int]], params: list[SamplingParams]) -> list[Generation]:
+    def prefill(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """Run ``prompts`` through the model, reusing stored prefix KV: ``(cache, attention_mask, last_logits)``.
+
+        Each row is laid out ``[pad][cached prefix KV][pad][new tokens]``; only the new tokens are computed, and
+        only the last position's logits (the lm head over every position would dominate a tiny model's prefill).
+        """
         if any(not p for p in prompts):
             raise ValueError("every prompt needs at least one token")
         n, dev = len(prompts), self.device
-        # Each row: [pad][cached prefix KV][pad][new tokens]; only the new tokens are prefilled.
         hits = [self.store.longest_prefix(tuple(p)) if self.store else (0, None) for p in prompts]
         cached = [c for c, _ in hits]
+        for p, c in zip(prompts, cached, strict=True):  # consumed: the rows' next puts store the longer KV
+            if c:
+                self.store.discard(tuple(p[:c]))
         fresh = [len(p) - c for p, c in zip(prompts, cached, strict=True)]
         past, width = max(cached), max(fresh)
         ids = torch.full((n, width), self.pad_id, dtype=torch.long)
@@ -97,28 +116,38 @@ class HFPolicy:
         ids, pos, attn = ids.to(dev), pos.to(dev), attn.to(dev)
         like = next((kv for _, kv in hits if kv is not None), None)
         cache = assemble([kv for _, kv in hits], cached, past, like, dev) if like is not None else None
+        out = self.model(
+            input_ids=ids,
+            attention_mask=attn,
+            position_ids=pos,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.past_key_values, attn, out.logits[:, -1, :]
+
+    def generator(self, seed: int | None) -> torch.Generator:
+        """A sampling generator: seeded, or drawn from torch's global RNG (so ``torch.manual_seed`` governs it)."""
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+        return gen
+
+    @torch.no_grad()
+    def _generate_batch(self, prompts: list[list[int]], params: list[SamplingParams]) -> list[Generation]:
+        n, dev = len(prompts), self.device
+        cache, attn, logits = self.prefill(prompts)
+        pos = attn.sum(1, keepdim=True) - 1
         temps = torch.tensor([p.temperature for p in params], dtype=torch.float32, device=dev)
         limits = torch.tensor([p.max_new_tokens for p in params], device=dev)
         stops = [set() if p.ignore_stop else set(p.stop_ids) for p in params]
-        gen = torch.Generator(device=dev)
-        seed = params[0].seed
-        gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
-
-        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        gen = self.generator(params[0].seed)
         keep_kv = self.store is not None and supports_prefix_store(cache)
         tokens: list[list[int]] = [[] for _ in range(n)]
         logps: list[list[float]] = [[] for _ in range(n)]
         reasons: list[str | None] = [None] * n
         rows = list(range(n))  # batch row -> prompt index; finished rows are dropped from the batch
         for step in range(int(limits.max())):
-            logits = logits.float()
-            greedy = temps == 0
-            scaled = logits / torch.where(greedy, torch.ones_like(temps), temps)[:, None]
-            logp = torch.log_softmax(scaled, dim=-1)
-            sampled = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)
-            chosen = torch.where(greedy, logp.argmax(-1), sampled)
-            chosen_lp = logp.gather(1, chosen[:, None]).squeeze(1)
+            chosen, chosen_lp = sample(logits, temps, gen)
             keep = []
             for b, (tok, lp) in enumerate(zip(chosen.tolist(), chosen_lp.tolist(), strict=True)):
                 i = rows[b]
@@ -142,15 +171,30 @@ class HFPolicy:
                 temps, limits = temps[index], limits[index]
                 rows = [rows[b] for b in keep]
             attn = torch.cat([attn, torch.ones((len(rows), 1), dtype=attn.dtype, device=dev)], dim=1)
-            pos = pos[:, -1:] + 1
+            pos = pos + 1
             out = self.model(
-                input_ids=chosen[:, None], attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True
+                input_ids=chosen[:, None],
+                attention_mask=attn,
+                position_ids=pos,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
             )
             cache, logits = out.past_key_values, out.logits[:, -1, :]
         return [
             Generation(token_ids=t, logprobs=lp, finish_reason=r or "length")
             for t, lp, r in zip(tokens, logps, reasons, strict=True)
         ]
+
+
+def sample(logits: torch.Tensor, temps: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row from ``log_softmax(logits / T)`` (argmax where ``T == 0``), with its log-prob."""
+    logits = logits.float()
+    greedy = temps == 0
+    logp = torch.log_softmax(logits / torch.where(greedy, torch.ones_like(temps), temps)[:, None], dim=-1)
+    sampled = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)
+    chosen = torch.where(greedy, logp.argmax(-1), sampled)
+    return chosen, logp.gather(1, chosen[:, None]).squeeze(1)
 
 
 @torch.no_grad()

@@ -35,6 +35,11 @@ class PrefixKVStore:
             self.clear()
             self._version = version
 
+    def discard(self, key: tuple[int, ...]) -> None:
+        """Forget ``key``'s entry, if any (once a turn continues from it, the next turn stores a longer one)."""
+        if self.entries.pop(key, None) is not None:
+            self.tokens -= len(key)
+
     def clear(self) -> None:
         """Forget every entry."""
         self.entries.clear()
@@ -53,12 +58,11 @@ class PrefixKVStore:
         return len(best), self.entries[best]
 
     def put(self, key: tuple[int, ...], kv: KV) -> None:
-        """Store ``kv`` for ``key``; entries it extends are dropped (that turn is over)."""
+        """Store ``kv`` for ``key``. Entries it extends stay: samples of one task share their prompt, and one
+        sample's one-token turn must not evict the KV its siblings will continue from."""
         if not key or len(key) > self.max_tokens:
             return
-        for old in [k for k in self.entries if len(k) <= len(key) and key[: len(k)] == k]:
-            self.tokens -= len(old)
-            del self.entries[old]
+        self.discard(key)
         self.entries[key] = kv
         self.tokens += len(key)
         while self.tokens > self.max_tokens:
@@ -92,3 +96,34 @@ def extract(cache: Any, row: int, mask: torch.Tensor) -> KV:
     """Row ``row``'s KV at the positions ``mask`` marks (copies)."""
     keep = mask.bool()
     return [(layer.keys[row][:, keep].clone(), layer.values[row][:, keep].clone()) for layer in cache.layers]
+
+
+def stack_rows(cache_a: Any, attn_a: torch.Tensor, cache_b: Any, attn_b: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """One batch of ``a``'s rows then ``b``'s, the narrower cache left-padded (masked) to the wider one's width."""
+    from transformers import DynamicCache
+
+    width = max(attn_a.shape[1], attn_b.shape[1])
+
+    def pad(t: torch.Tensor) -> torch.Tensor:  # [batch, heads, length, dim] or [batch, length]: pad length on the left
+        grow = width - t.shape[-2 if t.dim() == 4 else -1]
+        return torch.nn.functional.pad(t, (0, 0, grow, 0) if t.dim() == 4 else (grow, 0)) if grow else t
+
+    cache = DynamicCache()
+    for i, (la, lb) in enumerate(zip(cache_a.layers, cache_b.layers, strict=True)):
+        cache.update(torch.cat([pad(la.keys), pad(lb.keys)]), torch.cat([pad(la.values), pad(lb.values)]), i)
+    return cache, torch.cat([pad(attn_a), pad(attn_b)])
+
+
+def select_rows(cache: Any, attn: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Keep the rows ``index`` of the batch and, once an eighth of the positions is padding no kept row attends
+    to, drop those positions too (a second copy of the cache, worth it only when it shrinks attention); the new
+    mask."""
+    attn = attn[index]
+    used = attn.any(0)
+    columns = None if int(used.sum()) > 0.875 * used.numel() else used.nonzero().squeeze(1)
+    for layer in cache.layers:
+        keys, values = layer.keys[index], layer.values[index]
+        if columns is not None:
+            keys, values = keys[:, :, columns], values[:, :, columns]
+        layer.keys, layer.values = keys, values
+    return attn if columns is None else attn[:, columns]

@@ -52,6 +52,27 @@ class Policy(Protocol):
         ...
 
 
+class GenerationStream(Protocol):
+    """Continuous batching: requests join a running batch and leave it when they finish. A policy offering it has
+    ``open_stream(seed) -> GenerationStream | None``; the collector then runs every episode at its own pace."""
+
+    def add(self, key: int, prompt: list[int], sampling: SamplingParams) -> None:
+        """Queue a request; its generation comes back from a later ``step`` under ``key``."""
+        ...
+
+    def step(self) -> list[tuple[int, Generation]]:
+        """Advance the batch by one engine step; the requests that finished."""
+        ...
+
+    def busy(self) -> bool:
+        """Whether any request is queued or running."""
+        ...
+
+    def abort(self, key: int) -> None:
+        """Drop a request (its generation never comes back)."""
+        ...
+
+
 def per_prompt(sampling: SamplingParams | Sequence[SamplingParams], n: int) -> list[SamplingParams]:
     """``sampling`` as one object per prompt."""
     if isinstance(sampling, SamplingParams):

