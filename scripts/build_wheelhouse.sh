@@ -18,6 +18,8 @@ cat > "$out/server-requirements.txt" <<'REQ'
 pydantic>=2.7
 fastapi>=0.110
 uvicorn>=0.29
+uvloop>=0.19
+httptools>=0.6
 httpx>=0.27
 gymnasium>=1.0
 numpy>=1.26

@@ -45,6 +45,9 @@ class ChatEnv(gym.Env[list[Message], Action]):
     multi_turn: ClassVar[bool] = False
     tags: ClassVar[tuple[str, ...]] = ()
     max_reward: ClassVar[float] = 1.0
+    # True promises steps of pure computation (well under a millisecond): the env server may then run them on
+    # its event loop instead of a worker thread. It checks the promise and falls back to threads if broken.
+    fast_step: ClassVar[bool] = False
     env_id: str = ""
 
     def __init__(self, *, tool_format: str = "hermes", split: Split = "train", max_steps: int = 16) -> None:

@@ -245,7 +245,16 @@ class Collector:
             e.finish("timeout", f"episode exceeded {self.episode_timeout:.0f}s")
 
     def _start_step(self, e: _Episode, pool: ThreadPoolExecutor) -> Future:
-        return pool.submit(self._call, e.env.step, e.messages[-1]["content"])
+        action = e.messages[-1]["content"]
+        if getattr(e.env, "fast_step", False) is True and not inspect.iscoroutinefunction(e.env.step):
+            # the env promises a step of pure computation (see ChatEnv.fast_step): a thread hop costs more
+            done: Future = Future()
+            try:
+                done.set_result(e.env.step(action))
+            except Exception as exc:  # reported like a failed step in a worker
+                done.set_exception(exc)
+            return done
+        return pool.submit(self._call, e.env.step, action)
 
     def _generation_failed(self, episodes: list[_Episode], exc: Exception) -> None:
         # the engine failed, not the model: every episode it held is unusable

@@ -37,6 +37,11 @@ class TaskRoutedEnv:
         self.env = resrl.make(env_id, tool_format=self.tool_format, **self.env_kwargs.get(env_id, {}))
         return self.env.reset(seed=seed, options=options)
 
+    @property
+    def fast_step(self) -> bool:
+        """Whether the current task's env promises pure-computation steps (see ``ChatEnv.fast_step``)."""
+        return getattr(self.env, "fast_step", False) is True
+
     def step(self, action: Any):
         return self.env.step(action)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -174,3 +175,35 @@ def test_prefix_kv_store_is_used_and_dropped_when_weights_change(trajectories, p
     with torch.no_grad():  # an optimizer step changes parameters in place
         next(policy.model.parameters()).add_(0.0)
     assert store.longest_prefix(tuple(second_prompt)) == (0, None) and not store.entries
+
+
+class _FastBrokenEnv(_BrokenEnv):
+    fast_step = True  # stepped in the collector's thread, not the pool
+
+
+def test_fast_step_envs_step_inline_and_their_failures_are_still_flagged(policy):
+    resrl.register("test/fast_broken", _FastBrokenEnv)
+    tasks = [_task(k) for k in ("apple", "otter")]
+    hermes = resrl.get_format("hermes")
+    steppers = set()
+
+    def respond(prompt: str) -> str:
+        key = prompt.split("stored under '")[1].split("'")[0]
+        return hermes.render("", [resrl.ToolCall(name="lookup", arguments={"key": key})])
+
+    def factory():
+        env = resrl.make("test/fast_broken")
+        step = env.step
+
+        def recorded(action):
+            steppers.add(threading.current_thread().name)
+            return step(action)
+
+        env.step = recorded
+        return env
+
+    scripted = ScriptedPolicy(policy.tokenizer, respond)
+    apple, otter = Collector(scripted, factory, max_turns=2, progress=False).collect(tasks, 1)
+    assert apple.finish_reason == "error" and "backend down" in apple.infra_error
+    assert otter.infra_error is None and otter.turns == 2
+    assert steppers == {threading.current_thread().name}

@@ -155,6 +155,7 @@ class MultiTurnFCEnv(ChatEnv):
     """
 
     multi_turn = True
+    fast_step = True  # parsing and checking calls over in-memory state
     domain: ClassVar[str] = ""
     variant: ClassVar[Variant] = "base"
     state_cls: ClassVar[type[DomainState]]

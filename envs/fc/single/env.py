@@ -27,6 +27,7 @@ class SingleTurnFCEnv(ChatEnv):
     """
 
     multi_turn = False
+    fast_step = True  # parsing and checking calls over in-memory state
     category: ClassVar[str] = ""
 
     def __init__(
