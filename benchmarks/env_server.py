@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
@@ -255,22 +256,30 @@ class Stats:
             self.error_samples.append(what)
 
 
+async def http_steps(
+    wire: Wire, stats: Stats, until: float, max_steps: int, path: str, body_of: Callable[[int], bytes]
+) -> None:
+    """POST steps to ``path`` until the time or step budget is spent, recording each step's latency."""
+    steps = 0
+    while steps < max_steps and time.perf_counter() < until:
+        t0 = time.perf_counter()
+        status, reply = await wire.request("POST", path, body_of(steps))
+        if status != 200:
+            stats.error(f"step {status} {reply[:200]!r}")
+            return
+        json.loads(reply)
+        stats.latencies.append(time.perf_counter() - t0)
+        steps += 1
+
+
 async def ours_session(wire: Wire, stats: Stats, until: float, max_steps: int) -> None:
     body = json.dumps({"env_id": "debug/echo", "options": {"max_steps": 10_000}}).encode()
     status, reply = await wire.request("POST", "/v1/sessions", body)
     if status != 200:
         stats.error(f"create {status} {reply[:200]!r}")
         return
-    step_path, steps = f"/v1/sessions/{json.loads(reply)['session_id']}/step", 0
-    while steps < max_steps and time.perf_counter() < until:
-        t0 = time.perf_counter()
-        status, reply = await wire.request("POST", step_path, json.dumps({"action": f"turn {steps}"}).encode())
-        if status != 200:
-            stats.error(f"step {status} {reply[:200]!r}")
-            break
-        json.loads(reply)
-        stats.latencies.append(time.perf_counter() - t0)
-        steps += 1
+    step_path = f"/v1/sessions/{json.loads(reply)['session_id']}/step"
+    await http_steps(wire, stats, until, max_steps, step_path, lambda k: json.dumps({"action": f"turn {k}"}).encode())
     status, _ = await wire.request("DELETE", step_path.removesuffix("/step"))
     if status != 200:
         stats.error(f"delete {status}")
@@ -281,17 +290,9 @@ async def openenv_http_session(wire: Wire, stats: Stats, until: float, max_steps
     if status != 200:
         stats.error(f"reset {status} {reply[:200]!r}")
         return
-    steps = 0
-    while steps < max_steps and time.perf_counter() < until:
-        t0 = time.perf_counter()
-        body = json.dumps({"action": {"message": f"turn {steps}"}}).encode()
-        status, reply = await wire.request("POST", "/step", body)
-        if status != 200:
-            stats.error(f"step {status} {reply[:200]!r}")
-            break
-        json.loads(reply)
-        stats.latencies.append(time.perf_counter() - t0)
-        steps += 1
+    await http_steps(
+        wire, stats, until, max_steps, "/step", lambda k: json.dumps({"action": {"message": f"turn {k}"}}).encode()
+    )
 
 
 async def ours_ws_session(wire: Wire, stats: Stats, until: float, max_steps: int) -> None:
