@@ -40,7 +40,9 @@ class HFStream:
 
     Admission waits until ``admit_fraction`` of the running batch is queued (or the batch is empty, or the
     oldest request has waited ``admit_after`` steps): each admission costs a prefill forward, so admitting
-    every returning episode alone would spend as many forwards on prefills as on decoding.
+    every returning episode alone would spend as many forwards on prefills as on decoding. Finished rows stay
+    in the batch, ignored, until the next admission or until a quarter of it is finished: dropping a row copies
+    the whole cache, which costs more than decoding a few idle rows.
     """
 
     def __init__(
@@ -52,7 +54,7 @@ class HFStream:
         self.admit_after = admit_after
         self.queue: list[tuple[int, list[int], SamplingParams]] = []
         self.waited = 0  # steps since the oldest queued request arrived
-        self.rows: list[_Row] = []
+        self.rows: list[_Row | None] = []  # None: finished, not yet dropped from the batch
         self.cache: Any = None
         self.attn = torch.zeros((0, 0), dtype=torch.long)
         self.pos = torch.zeros(0, dtype=torch.long)  # the position of each row's next input token
@@ -67,12 +69,12 @@ class HFStream:
 
     def busy(self) -> bool:
         """Whether any request is queued or running."""
-        return bool(self.queue or self.rows)
+        return bool(self.queue or self._live())
 
     def abort(self, key: int) -> None:
         """Drop a request, queued or running (its generation never comes back)."""
         self.queue = [q for q in self.queue if q[0] != key]
-        keep = [b for b, row in enumerate(self.rows) if row.key != key]
+        keep = [b for b, row in enumerate(self.rows) if row is not None and row.key != key]
         if len(keep) < len(self.rows):
             self._keep(keep)
 
@@ -82,13 +84,17 @@ class HFStream:
         done: list[tuple[int, Generation]] = []
         if self.queue:
             self.waited += 1
-            room = self.policy.batch_size - len(self.rows)
-            due = len(self.queue) >= max(1, self.admit_fraction * len(self.rows)) or self.waited > self.admit_after
-            if room > 0 and (due or not self.rows):
+            live = self._live()
+            room = self.policy.batch_size - len(live)
+            due = len(self.queue) >= max(1, self.admit_fraction * len(live)) or self.waited > self.admit_after
+            if room > 0 and (due or not live):
                 done += self._admit(room)
-        if self.rows:
+        if self._live():
             done += self._decode()
         return done
+
+    def _live(self) -> list[int]:
+        return [b for b, row in enumerate(self.rows) if row is not None]
 
     # -- internals ------------------------------------------------------------------------------------------
     def _admit(self, room: int) -> list[tuple[int, Generation]]:
@@ -111,6 +117,8 @@ class HFStream:
             cache.batch_select_indices(index)
         attn = attn[index]
         pos = torch.tensor([len(rows[b].prompt) for b in keep], device=dev)
+        if len(self._live()) < len(self.rows):
+            self._keep(self._live())
         if self.rows:
             cache, attn = stack_rows(self.cache, self.attn, cache, attn)
         self.cache, self.attn = cache, attn
@@ -136,17 +144,21 @@ class HFStream:
         chosen, chosen_lp = sample(out.logits[:, -1, :], self.temps, self.gen)
         done, keep = self._advance(self.rows, chosen, chosen_lp, self.cache, self.attn)
         self.next = chosen
-        if len(keep) < n:
+        kept = set(keep)
+        self.rows = [row if b in kept else None for b, row in enumerate(self.rows)]
+        if not keep or 4 * (n - len(keep)) >= n:
             self._keep(keep)
         return done
 
     def _advance(
-        self, rows: list[_Row], chosen: torch.Tensor, chosen_lp: torch.Tensor, cache: Any, attn: torch.Tensor
+        self, rows: list[_Row | None], chosen: torch.Tensor, chosen_lp: torch.Tensor, cache: Any, attn: torch.Tensor
     ) -> tuple[list[tuple[int, Generation]], list[int]]:
-        """Append each row's sampled token; the finished generations and the batch indices still running."""
+        """Append each live row's sampled token; the finished generations and the batch indices still running."""
         store = self.policy.store
         done, keep = [], []
         for b, (row, tok, lp) in enumerate(zip(rows, chosen.tolist(), chosen_lp.tolist(), strict=True)):
+            if row is None:
+                continue
             row.tokens.append(tok)
             row.logprobs.append(lp)
             if tok in row.stops:

@@ -38,6 +38,12 @@ class VLLMPolicy:
         from vllm import LLM
 
         engine_kw.setdefault("gpu_memory_utilization", 0.3)
+        from vllm.platforms import current_platform
+
+        if current_platform.is_cpu():
+            # A later turn re-sends the episode so far; only whole KV blocks come from the prefix cache, so the
+            # CPU default of 128-token blocks recomputes about 64 tokens per turn. 32 is the smallest it takes.
+            engine_kw.setdefault("block_size", 32)
         engine_kw.setdefault("logprobs_mode", "processed_logprobs")
         engine_kw.setdefault("max_logprobs", 1)
         self.llm = LLM(model=str(path), **engine_kw)
