@@ -22,6 +22,8 @@ class HFPolicy:
 
     ``model_or_path`` is a local checkpoint directory or an already built ``PreTrainedModel``. When the trainer
     passes its own module, :meth:`update_weights` has nothing to do (the weights are shared by design).
+    ``prefix_cache_bytes`` bounds the KV kept between an episode's turns (0 disables it; later turns then prefill
+    the whole conversation again).
     """
 
     def __init__(
@@ -31,7 +33,7 @@ class HFPolicy:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         batch_size: int = 64,
-        prefix_cache_tokens: int = 1 << 20,
+        prefix_cache_bytes: int = 4 << 30,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -47,7 +49,7 @@ class HFPolicy:
         self.batch_size = batch_size
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else self.tokenizer.eos_token_id)
-        self.store = PrefixKVStore(self.model, prefix_cache_tokens) if prefix_cache_tokens > 0 else None
+        self.store = PrefixKVStore(self.model, prefix_cache_bytes) if prefix_cache_bytes > 0 else None
         self._streamable: bool | None = None
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:

@@ -17,13 +17,15 @@ KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class PrefixKVStore:
-    """Least-recently-used KV of finished generations, keyed by the token ids they cover."""
+    """Least-recently-used KV of finished generations, keyed by the token ids they cover, within ``max_bytes``
+    (a budget in bytes, not tokens: a token's KV is a few hundred bytes on a tiny model and hundreds of KiB on a
+    large one)."""
 
-    def __init__(self, model: torch.nn.Module, max_tokens: int) -> None:
+    def __init__(self, model: torch.nn.Module, max_bytes: int) -> None:
         self.model = model
-        self.max_tokens = max_tokens
+        self.max_bytes = max_bytes
         self.entries: OrderedDict[tuple[int, ...], KV] = OrderedDict()
-        self.tokens = 0
+        self.bytes = 0
         self._version = self._fingerprint()
 
     def _fingerprint(self) -> tuple[int, ...]:
@@ -37,13 +39,14 @@ class PrefixKVStore:
 
     def discard(self, key: tuple[int, ...]) -> None:
         """Forget ``key``'s entry, if any (once a turn continues from it, the next turn stores a longer one)."""
-        if self.entries.pop(key, None) is not None:
-            self.tokens -= len(key)
+        kv = self.entries.pop(key, None)
+        if kv is not None:
+            self.bytes -= _nbytes(kv)
 
     def clear(self) -> None:
         """Forget every entry."""
         self.entries.clear()
-        self.tokens = 0
+        self.bytes = 0
 
     def longest_prefix(self, ids: tuple[int, ...]) -> tuple[int, KV | None]:
         """The longest stored sequence that is a proper prefix of ``ids`` (at least one token stays new)."""
@@ -60,14 +63,19 @@ class PrefixKVStore:
     def put(self, key: tuple[int, ...], kv: KV) -> None:
         """Store ``kv`` for ``key``. Entries it extends stay: samples of one task share their prompt, and one
         sample's one-token turn must not evict the KV its siblings will continue from."""
-        if not key or len(key) > self.max_tokens:
+        size = _nbytes(kv)
+        if not key or size > self.max_bytes:
             return
         self.discard(key)
         self.entries[key] = kv
-        self.tokens += len(key)
-        while self.tokens > self.max_tokens:
-            old, _ = self.entries.popitem(last=False)
-            self.tokens -= len(old)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, old = self.entries.popitem(last=False)
+            self.bytes -= _nbytes(old)
+
+
+def _nbytes(kv: KV) -> int:
+    return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
 
 
 def supports_prefix_store(cache: Any) -> bool:

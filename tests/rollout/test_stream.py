@@ -49,13 +49,16 @@ def test_a_continued_prompt_reuses_its_kv_and_samples_the_true_distribution(trai
 
 def test_store_keeps_sibling_entries_and_consumes_what_it_hands_out(trained_dir):
     policy = HFPolicy(str(trained_dir))
-    store = PrefixKVStore(policy.model, 1000)
-    kv = [(torch.zeros(1, 3, 4), torch.zeros(1, 3, 4))]
+    kv = [(torch.zeros(1, 3, 4), torch.zeros(1, 3, 4))]  # 96 bytes
+    store = PrefixKVStore(policy.model, 250)
     store.put((1, 2, 3), kv)
     store.put((1, 2, 3, 4, 5), kv)  # a sibling sample of the same prompt, further along
-    assert (1, 2, 3) in store.entries and store.tokens == 8
+    assert (1, 2, 3) in store.entries and store.bytes == 192
     store.discard((1, 2, 3))
-    assert list(store.entries) == [(1, 2, 3, 4, 5)] and store.tokens == 5
+    assert list(store.entries) == [(1, 2, 3, 4, 5)] and store.bytes == 96
+    store.put((7,), kv)
+    store.put((8,), kv)  # over the byte budget: the least recently used entry goes
+    assert list(store.entries) == [(7,), (8,)] and store.bytes == 192
 
 
 def test_stacking_and_selecting_rows_keep_each_rows_kv(trained_dir):
