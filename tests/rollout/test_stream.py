@@ -139,3 +139,21 @@ def _drain(stream):
     while stream.busy():
         done += stream.step()
     return done
+
+
+def test_an_episode_past_its_timeout_is_dropped_from_the_running_batch(tiny_dir):
+    policy = HFPolicy(str(tiny_dir), batch_size=8)  # untrained: it rarely stops, so turns run long
+    tasks = LookupEnv.generate_tasks("test", 2, 0)
+    collector = Collector(
+        policy,
+        ENV_ID,
+        max_turns=2,
+        max_tokens=6000,
+        max_new_tokens_per_turn=3000,
+        episode_timeout=0.3,
+        progress=False,
+    )
+    trajs = collector.collect(tasks, n=2)
+    assert all(t.finish_reason == "timeout" and "exceeded" in t.infra_error for t in trajs)
+    # dropped mid-turn: the unfinished turn is not recorded, so no turn ran to its 3,000-token limit
+    assert all(len(t.response_ids) < 3000 for t in trajs)
