@@ -142,7 +142,7 @@ def _drain(stream):
 
 
 def test_an_episode_past_its_timeout_is_dropped_from_the_running_batch(tiny_dir):
-    policy = HFPolicy(str(tiny_dir), batch_size=8)  # untrained: it rarely stops, so turns run long
+    policy = HFPolicy(str(tiny_dir), batch_size=8)
     tasks = LookupEnv.generate_tasks("test", 2, 0)
     collector = Collector(
         policy,
@@ -150,6 +150,7 @@ def test_an_episode_past_its_timeout_is_dropped_from_the_running_batch(tiny_dir)
         max_turns=2,
         max_tokens=6000,
         max_new_tokens_per_turn=3000,
+        temperature=0.0,  # greedy: the untrained model loops without a stop token, so turns run long
         episode_timeout=0.3,
         progress=False,
     )
