@@ -8,8 +8,10 @@ its turns and episodes have several turns), unless ``--model`` names a checkpoin
 
 Both backends collect with continuous batching (an episode rejoins the running batch as soon as its env step
 returns). The collection must also prefill every observation (tool results, the next generation prompt),
-which the raw engine never sees; the log line ``collected ...`` shows where the time went. ``--overlap-env``
-lets the engine keep decoding while env steps run (faster; sampling then depends on env timing).
+which the raw engine never sees: the table shows how many per policy token (``obs/token``) and the share of
+the collection spent inside the engine (``engine %``; the rest is env steps, templating and resets).
+``--overlap-env`` lets the engine keep decoding while env steps run (faster; sampling then depends on env
+timing).
 
     python benchmarks/rollout.py [--model DIR] [--env fc/multi/banking] [--tasks 16] [--n 4] [--skip-vllm]
 """
@@ -65,7 +67,7 @@ def measure(name: str, policy, env_id: str, tasks, n: int, args) -> dict:
         overlap_env=args.overlap_env or None,
         progress=True,
     )
-    collect_tps, raw_tps = [], []
+    collect_tps, raw_tps, engine_share = [], [], []
     for _ in range(args.repeats):  # alternate the two so a busy machine slows both alike; report medians
         policy.reset_prefix_cache()  # both start cold: neither reuses the other's prompt KV
         start = time.perf_counter()
@@ -78,6 +80,7 @@ def measure(name: str, policy, env_id: str, tasks, n: int, args) -> dict:
         raw = policy.generate([t.prompt_ids for t in trajs], params)
         raw_s = time.perf_counter() - start
         collect_tps.append(sum(tokens) / collect_s)
+        engine_share.append(collector.timings["generate_s"] / collect_s)
         raw_tps.append(sum(len(g.token_ids) for g in raw) / raw_s)
         log.info("%s: collect %.1f tok/s, raw engine %.1f tok/s", name, collect_tps[-1], raw_tps[-1])
     total = sum(tokens)
@@ -86,6 +89,10 @@ def measure(name: str, policy, env_id: str, tasks, n: int, args) -> dict:
         "episodes": len(trajs),
         "mean_turns": sum(t.turns for t in trajs) / len(trajs),
         "policy_tokens": total,
+        # observation tokens (tool results, next generation prompts) the collection prefills and the raw engine
+        # never sees, per policy token; and the share of collection time spent inside the engine
+        "observation_per_policy_token": sum(len(t.response_ids) for t in trajs) / total - 1,
+        "engine_share": statistics.median(engine_share),
         "collect_tok_s": statistics.median(collect_tps),
         "raw_engine_tok_s": statistics.median(raw_tps),
         "repeats": args.repeats,
@@ -122,8 +129,8 @@ def main() -> None:
     )
     tasks = resrl.make(args.env).generate_tasks("test", args.tasks, 1)
     header = (
-        f"{'backend':8} {'episodes':>8} {'turns':>6} {'tokens':>7} {'collect tok/s':>14} "
-        f"{'raw engine tok/s':>17} {'ratio':>6}"
+        f"{'backend':8} {'episodes':>8} {'turns':>6} {'tokens':>7} {'obs/token':>9} {'engine %':>8} "
+        f"{'collect tok/s':>14} {'raw engine tok/s':>17} {'ratio':>6}"
     )
     results = []
 
@@ -132,7 +139,8 @@ def main() -> None:
         print(header)
         print(
             f"{r['backend']:8} {r['episodes']:8d} {r['mean_turns']:6.2f} {r['policy_tokens']:7d} "
-            f"{r['collect_tok_s']:14.1f} {r['raw_engine_tok_s']:17.1f} {r['ratio_vs_raw_engine']:6.2f}",
+            f"{r['observation_per_policy_token']:9.2f} {100 * r['engine_share']:8.0f} {r['collect_tok_s']:14.1f} "
+            f"{r['raw_engine_tok_s']:17.1f} {r['ratio_vs_raw_engine']:6.2f}",
             flush=True,
         )
 

@@ -89,6 +89,9 @@ class Collector:
     moment an episode rejoins depends on how fast its env answered, so sampling is not reproducible from the
     seed. The default overlaps only for ``async`` (remote) envs; for sync envs the engine waits for the steps
     its last step triggered, which keeps a seeded collection reproducible.
+
+    After :meth:`collect`, ``timings`` holds the seconds spent inside the engine (``generate_s``), the rest of
+    the loop (``env_s``: env steps, templating, bookkeeping) and the number of engine calls.
     """
 
     def __init__(
@@ -171,8 +174,8 @@ class Collector:
         trajectories = [self._record(e) for e in episodes]
         n_tok = sum(t.n_policy_tokens for t in trajectories)
         log.info(
-            "collected %d episodes (%d policy tokens) in %.1fs (generation %.1fs, waiting for env steps %.1fs, "
-            "%d engine calls); %d infra errors",
+            "collected %d episodes (%d policy tokens) in %.1fs (in the engine %.1fs, env steps and templating "
+            "%.1fs, %d engine calls); %d infra errors",
             len(trajectories),
             n_tok,
             time.monotonic() - start,
@@ -269,8 +272,10 @@ class Collector:
             t0 = time.monotonic()
             seed = self._next_seed()
             ready = [(e, sp) for e in active if (sp := self._sampling(e, seed)) is not None]
+            engine_s = 0.0
             if ready:
                 self.timings["engine_calls"] += 1
+                t1 = time.monotonic()
                 try:
                     generations = self.policy.generate(
                         [e.prompt_ids + e.response_ids for e, _ in ready], [sp for _, sp in ready]
@@ -278,14 +283,13 @@ class Collector:
                 except Exception as exc:
                     self._generation_failed([e for e, _ in ready], exc)
                     generations = []
+                engine_s = time.monotonic() - t1
                 for (e, _), g in zip(ready, generations, strict=False):
                     self._take(e, g)
-            t1 = time.monotonic()
             stepping = [(e, self._start_step(e, pool)) for e in active if e.finish_reason is None]
             for e, fut in stepping:
                 self._observe(e, fut)
-            self.timings["generate_s"] += t1 - t0
-            self.timings["env_s"] += time.monotonic() - t1
+            self._account(t0, engine_s)
             self._update_bar(bar, episodes)
 
     def _run_stream(self, stream: Any, episodes: list[_Episode], pool: ThreadPoolExecutor, bar: Any) -> None:
@@ -308,6 +312,7 @@ class Collector:
                 submit(i)
         while generating or stepping:
             t0 = time.monotonic()
+            engine_s = 0.0
             if generating:
                 self.timings["engine_calls"] += 1
                 try:
@@ -316,12 +321,12 @@ class Collector:
                     self._generation_failed(list(generating.values()), exc)
                     finished = []
                     generating.clear()
+                engine_s = time.monotonic() - t0
                 for i, g in finished:
                     e = generating.pop(i)
                     self._take(e, g)
                     if e.finish_reason is None:
                         stepping[self._start_step(e, pool)] = i
-            t1 = time.monotonic()
             if overlap and generating:
                 ready = [f for f in stepping if f.done()]
             elif overlap and stepping:
@@ -340,9 +345,13 @@ class Collector:
             for i in [i for i, e in generating.items() if now > e.deadline]:
                 stream.abort(i)
                 generating.pop(i).finish("timeout", f"episode exceeded {self.episode_timeout:.0f}s")
-            self.timings["generate_s"] += t1 - t0
-            self.timings["env_s"] += time.monotonic() - t1
+            self._account(t0, engine_s)
             self._update_bar(bar, episodes)
+
+    def _account(self, start: float, engine_s: float) -> None:
+        """Split a loop iteration's time: inside the engine, and the rest (env steps, templating, bookkeeping)."""
+        self.timings["generate_s"] += engine_s
+        self.timings["env_s"] += time.monotonic() - start - engine_s
 
     def _update_bar(self, bar: Any, episodes: list[_Episode]) -> None:
         done = sum(e.finish_reason is not None for e in episodes)
