@@ -17,6 +17,8 @@ from typing import Any
 
 from resrl.core.messages import Message
 
+PROMPT_CACHE_SIZE = 4096  # opening prompts kept by ChatCodec.prompt_ids
+
 BASE_CONVERSATION: list[Message] = [
     {"role": "user", "content": "Hello."},
     {"role": "assistant", "content": "Hello."},
@@ -46,6 +48,7 @@ class ChatCodec:
         self.stop_ids = sorted(ids)
         self._cache: dict[str, tuple[list[int], list[int]]] = {}
         self._texts: dict[str, str] = {}
+        self._prompts: dict[str, list[int]] = {}
 
     # -- rendering ---------------------------------------------------------------------------------------
     def render_text(self, messages: list[Message], tools: list[dict] | None, generation_prompt: bool) -> str:
@@ -68,7 +71,14 @@ class ChatCodec:
 
     def prompt_ids(self, messages: list[Message], tools: list[dict] | None = None) -> list[int]:
         """The opening prompt: the task's messages and the assistant generation prompt."""
-        return self.render(messages, tools, generation_prompt=True)
+        # The n samples of a task open with the same prompt: render it once (templating long tool schemas
+        # costs more than a step of a small model).
+        key = json.dumps([messages, tools or []], sort_keys=True, default=str)
+        if key not in self._prompts:
+            if len(self._prompts) >= PROMPT_CACHE_SIZE:
+                self._prompts.clear()
+            self._prompts[key] = self.render(messages, tools, generation_prompt=True)
+        return list(self._prompts[key])
 
     # -- deltas ------------------------------------------------------------------------------------------
     def _base(self, tools: list[dict] | None) -> tuple[list[int], list[int]]:
