@@ -94,6 +94,8 @@ def replay(policy, trajs) -> int:
             turn[i] += 1
             if turn[i] < len(plans[i]):
                 add(i)
+            else:
+                stream.release(i)
     return generated
 
 

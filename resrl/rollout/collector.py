@@ -158,7 +158,12 @@ class Collector:
             opener = getattr(self.policy, "open_stream", None)
             stream = opener(self._next_seed()) if callable(opener) else None
             if stream is not None:
-                self._run_stream(stream, episodes, pool, bar)
+                try:
+                    self._run_stream(stream, episodes, pool, bar)
+                finally:  # the engine must not keep a failed collection's requests and sessions
+                    for i in range(len(episodes)):
+                        stream.abort(i)
+                        stream.release(i)
             else:
                 self._run_rounds(episodes, pool, bar)
             closing = [pool.submit(self._close, e.env) for e in episodes]
@@ -327,6 +332,8 @@ class Collector:
                     self._take(e, g)
                     if e.finish_reason is None:
                         stepping[self._start_step(e, pool)] = i
+                    else:
+                        stream.release(i)
             if overlap and generating:
                 ready = [f for f in stepping if f.done()]
             elif overlap and stepping:
@@ -341,6 +348,8 @@ class Collector:
                 self._observe(episodes[i], fut)
                 if episodes[i].finish_reason is None:
                     submit(i)
+                if episodes[i].finish_reason is not None:  # the env ended it, or no token budget is left
+                    stream.release(i)
             now = time.monotonic()
             for i in [i for i, e in generating.items() if now > e.deadline]:
                 stream.abort(i)

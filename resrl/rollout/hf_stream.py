@@ -60,6 +60,7 @@ class HFStream:
         self.pos = torch.zeros(0, dtype=torch.long)  # the position of each row's next input token
         self.next = torch.zeros(0, dtype=torch.long)  # each row's last sampled token, not yet in the cache
         self.temps = torch.zeros(0)
+        self.stored: dict[int, tuple[int, ...]] = {}  # key -> the prefix-store entry its next turn continues from
 
     def add(self, key: int, prompt: list[int], sampling: SamplingParams) -> None:
         """Queue a request; its generation comes back from a later :meth:`step` under ``key``."""
@@ -77,6 +78,12 @@ class HFStream:
         keep = [b for b, row in enumerate(self.rows) if row is not None and row.key != key]
         if len(keep) < len(self.rows):
             self._keep(keep)
+
+    def release(self, key: int) -> None:
+        """Drop the KV stored for ``key``'s next turn: its episode has ended, so no turn will continue from it."""
+        stored = self.stored.pop(key, None)
+        if stored is not None and self.policy.store is not None:
+            self.policy.store.discard(stored)
 
     @torch.no_grad()
     def step(self) -> list[tuple[int, Generation]]:
@@ -169,7 +176,8 @@ class HFStream:
                 keep.append(b)
                 continue
             if store is not None:  # the next turn of this episode starts from this KV (all but the last token)
-                store.put(tuple(row.prompt) + tuple(row.tokens[:-1]), extract(cache, b, attn[b]))
+                self.stored[row.key] = tuple(row.prompt) + tuple(row.tokens[:-1])
+                store.put(self.stored[row.key], extract(cache, b, attn[b]))
             done.append((row.key, Generation(token_ids=row.tokens, logprobs=row.logprobs, finish_reason=reason)))
         return done, keep
 

@@ -72,6 +72,10 @@ class GenerationStream(Protocol):
         """Drop a request (its generation never comes back)."""
         ...
 
+    def release(self, key: int) -> None:
+        """The caller is done with ``key`` (its episode ended): state kept for its next request may go."""
+        ...
+
 
 def per_prompt(sampling: SamplingParams | Sequence[SamplingParams], n: int) -> list[SamplingParams]:
     """``sampling`` as one object per prompt."""

@@ -86,7 +86,7 @@ class _Recording:
         stream, events, steps = self.policy.open_stream(seed), self.events, [0]
 
         class Logged:
-            busy, abort = stream.busy, stream.abort
+            busy, abort, release = stream.busy, stream.abort, stream.release
 
             def add(self, key, prompt, sampling):
                 events.append(("add", key, steps[0]))

@@ -68,6 +68,34 @@ def test_vllm_collects_token_exact_multi_turn(vllm_result, trained_dir):
     _assert_rescored(model, trajs)
 
 
+def test_vllm_sessions_keep_collections_exact_and_end_with_them(vllm_result, trained_dir):
+    """Later turns continue the episode's engine request (a streaming-input session); every session ends with
+    its collection, and the fresh-request-per-turn path stays exact too."""
+    _, result = vllm_result
+    assert result["sessions_used"], "this vLLM should take streaming-input sessions"
+    assert not result["left_running"], "a collection left requests or sessions in the engine"
+    model = AutoModelForCausalLM.from_pretrained(trained_dir, dtype=torch.float32)
+    fresh = [Trajectory.model_validate(t) for t in result["fresh_per_turn"]]
+    assert any(t.turns >= 2 for t in fresh)
+    _assert_rescored(model, fresh)
+
+
+def test_vllm_stream_session_turns_by_hand(vllm_result, trained_dir):
+    """One key: a first turn, a turn extending it, then an unrelated prompt (a new session): each generation's
+    log-probs are those of its whole context, so the engine held exactly what it was sent."""
+    _, result = vllm_result
+    *turns, end = result["stream_turns"]
+    assert not end["left_running"]
+    model = AutoModelForCausalLM.from_pretrained(trained_dir, dtype=torch.float32)
+    assert turns[1]["context"][: len(turns[0]["context"])] == turns[0]["context"]
+    assert turns[2]["context"][:5] != turns[0]["context"][:5]
+    for turn in turns:
+        g = turn["generation"]
+        assert turn["key"] == 0 and len(g["token_ids"]) == 6
+        fresh = score_logprobs(model, turn["context"], g["token_ids"])
+        assert max(abs(a - b) for a, b in zip(g["logprobs"], fresh, strict=True)) < 1e-3, turn
+
+
 def test_vllm_weight_update_takes_effect(vllm_result):
     out, result = vllm_result
     perturbed = AutoModelForCausalLM.from_pretrained(out / "perturbed", dtype=torch.float32)

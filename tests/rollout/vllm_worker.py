@@ -27,7 +27,14 @@ def main(model_dir: str, out_dir: str) -> None:
         policy, ENV_ID, max_turns=4, max_tokens=400, max_new_tokens_per_turn=64, temperature=1.0, seed=7, progress=False
     )
     trajectories = collector.collect(tasks, n=4)
+    engine = policy.llm.llm_engine
+    sessions_used = policy.open_stream().sessions is not None
+    left_running = engine.has_unfinished_requests()
+    policy.sessions = False  # the same collection with a fresh request per turn (vLLMs without sessions)
+    fresh_per_turn = collector.collect(tasks, n=2)
+    policy.sessions = None
     prompt = trajectories[0].prompt_ids
+    stream_turns = _stream_turns(policy, prompt)
     probe = SamplingParams(temperature=1.0, max_new_tokens=16, seed=1, ignore_stop=True)
     before = policy.generate([prompt], probe)[0]
 
@@ -45,12 +52,44 @@ def main(model_dir: str, out_dir: str) -> None:
         json.dumps(
             {
                 "trajectories": [t.model_dump() for t in trajectories],
+                "fresh_per_turn": [t.model_dump() for t in fresh_per_turn],
+                "sessions_used": sessions_used,
+                "left_running": left_running,
+                "stream_turns": stream_turns,
                 "probe_prompt": prompt,
                 "before": before.model_dump(),
                 "after": after.model_dump(),
             }
         )
     )
+
+
+def _stream_turns(policy, prompt: list[int]) -> list[dict]:
+    """Drive one stream key by hand: a first turn, a turn that extends it (the session goes on), a prompt that
+    does not (a new session); each as its full context, the sampled ids and their log-probs."""
+    from resrl.rollout import SamplingParams
+
+    stream = policy.open_stream()
+    sampling = SamplingParams(temperature=1.0, max_new_tokens=6, ignore_stop=True)
+    turns, context = [], list(prompt)
+    for follow_up in ([], [11, 12, 13], None):
+        context = list(reversed(prompt)) if follow_up is None else context + follow_up
+        stream.add(0, context, sampling)
+        try:
+            stream.add(0, context, sampling)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a second request under a running key was accepted")
+        done = []
+        while stream.busy():
+            done += stream.step()
+        [(key, generation)] = done
+        turns.append({"key": key, "context": context, "generation": generation.model_dump()})
+        context = context + generation.token_ids
+    stream.release(0)
+    turns.append({"left_running": policy.llm.llm_engine.has_unfinished_requests()})
+    return turns
 
 
 if __name__ == "__main__":
