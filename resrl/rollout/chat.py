@@ -49,6 +49,7 @@ class ChatCodec:
         self._cache: dict[str, tuple[list[int], list[int]]] = {}
         self._texts: dict[str, str] = {}
         self._prompts: dict[str, list[int]] = {}
+        self._tool_keys: dict[int, tuple[list[dict] | None, str]] = {}
 
     # -- rendering ---------------------------------------------------------------------------------------
     def render_text(self, messages: list[Message], tools: list[dict] | None, generation_prompt: bool) -> str:
@@ -73,7 +74,7 @@ class ChatCodec:
         """The opening prompt: the task's messages and the assistant generation prompt."""
         # The n samples of a task open with the same prompt: render it once (templating long tool schemas
         # costs more than a step of a small model).
-        key = json.dumps([messages, tools or []], sort_keys=True, default=str)
+        key = json.dumps(messages, sort_keys=True, default=str) + self._tools_key(tools)
         if key not in self._prompts:
             if len(self._prompts) >= PROMPT_CACHE_SIZE:
                 self._prompts.clear()
@@ -81,8 +82,21 @@ class ChatCodec:
         return list(self._prompts[key])
 
     # -- deltas ------------------------------------------------------------------------------------------
-    def _base(self, tools: list[dict] | None) -> tuple[list[int], list[int]]:
+    def _tools_key(self, tools: list[dict] | None) -> str:
+        """A cache key for a tool set. Serializing a large tool set costs as much as templating the observation,
+        so the key of a list already seen (the same object, held here so its id is not reused) is remembered:
+        a tool list is read as it is when first passed, so change a copy rather than the list itself."""
+        hit = self._tool_keys.get(id(tools))
+        if hit is not None and hit[0] is tools:
+            return hit[1]
+        if len(self._tool_keys) >= PROMPT_CACHE_SIZE:
+            self._tool_keys.clear()
         key = json.dumps(tools or [], sort_keys=True)
+        self._tool_keys[id(tools)] = (tools, key)
+        return key
+
+    def _base(self, tools: list[dict] | None) -> tuple[list[int], list[int]]:
+        key = self._tools_key(tools)
         if key not in self._cache:
             base = self.render(BASE_CONVERSATION, tools)
             stops = [i for i, t in enumerate(base) if t in self.stop_ids]
@@ -116,7 +130,7 @@ class ChatCodec:
         return full[len(base) :]
 
     def _base_text(self, tools: list[dict] | None) -> str:
-        key = "text:" + json.dumps(tools or [], sort_keys=True)
+        key = "text:" + self._tools_key(tools)
         if key not in self._texts:
             self._texts[key] = self.render_text(BASE_CONVERSATION, tools, generation_prompt=False)
         return self._texts[key]
@@ -124,7 +138,7 @@ class ChatCodec:
     def _text_delta_safe(self, tools: list[dict] | None) -> bool:
         """Whether tokenizing the text after the base alone gives the same ids as the token-level delta, checked
         once per tool set on a tool result and a user turn (the boundary is the same for every observation)."""
-        key = "safe:" + json.dumps(tools or [], sort_keys=True)
+        key = "safe:" + self._tools_key(tools)
         if key not in self._texts:
             base_text = self._base_text(tools)
             probes = [

@@ -123,3 +123,19 @@ def test_prefix_instability_is_reported(tokenizers):
     codec = ChatCodec(tok, chat_template=bad)
     with pytest.raises(TemplateError, match=r"prefix-stable"):
         codec.observation_ids([{"role": "tool", "content": "x"}])
+
+
+def test_tool_sets_are_cached_apart(tokenizers):
+    """The codec remembers each tool list's key; lists with other content never get another list's rendering."""
+    import copy
+
+    codec = ChatCodec(tokenizers["chatml"])
+    messages = TASK.messages
+    first = codec.prompt_ids(messages, list(TASK.tools))
+    for k in range(3):  # fresh lists, often at a recycled address
+        other = copy.deepcopy(TASK.tools)
+        other[0]["function"]["name"] = f"other_{k}"
+        assert codec.prompt_ids(messages, other) == codec.render(messages, other, generation_prompt=True) != first
+        del other
+    assert codec.prompt_ids(messages, list(TASK.tools)) == first
+    assert codec.prompt_ids(messages, []) == codec.render(messages, None, generation_prompt=True)

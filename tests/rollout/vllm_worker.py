@@ -21,7 +21,9 @@ def main(model_dir: str, out_dir: str) -> None:
 
     lookup_env.register()
     out = Path(out_dir)
+    gemm_caches = _record_cpu_gemm_caches()
     policy = VLLMPolicy(model_dir, dtype="float32", max_model_len=1024, seed=0)
+    caches_at_load = list(gemm_caches)
     tasks = LookupEnv.generate_tasks("test", 4, 3)
     collector = Collector(
         policy, ENV_ID, max_turns=4, max_tokens=400, max_new_tokens_per_turn=64, temperature=1.0, seed=7, progress=False
@@ -46,6 +48,7 @@ def main(model_dir: str, out_dir: str) -> None:
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     model.save_pretrained(out / "perturbed")
+    gemm_caches.clear()
     policy.update_weights(model.state_dict().items())
     after = policy.generate([prompt], probe)[0]
     (out / "result.json").write_text(
@@ -59,9 +62,26 @@ def main(model_dir: str, out_dir: str) -> None:
                 "probe_prompt": prompt,
                 "before": before.model_dump(),
                 "after": after.model_dump(),
+                "cpu_gemm_caches": {"load": caches_at_load, "update": gemm_caches},
             }
         )
     )
+
+
+def _record_cpu_gemm_caches() -> list[int]:
+    """The cache sizes vLLM asks for when it prepares a CPU linear layer (none on other platforms)."""
+    import vllm._custom_ops as ops
+
+    sizes: list[int] = []
+    create = getattr(ops, "create_onednn_mm", None)
+    if create is not None:
+
+        def recorded(weight, primitive_cache_size=128, *args, **kwargs):
+            sizes.append(primitive_cache_size)
+            return create(weight, primitive_cache_size, *args, **kwargs)
+
+        ops.create_onednn_mm = recorded
+    return sizes
 
 
 def _stream_turns(policy, prompt: list[int]) -> list[dict]:
