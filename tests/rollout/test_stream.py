@@ -3,6 +3,12 @@ they would get alone, episodes rejoin without waiting for the slowest turn, and 
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
+import textwrap
+
+import pytest
 import torch
 from lookup_env import ENV_ID, LookupEnv
 
@@ -158,3 +164,38 @@ def test_an_episode_past_its_timeout_is_dropped_from_the_running_batch(tiny_dir)
     assert all(t.finish_reason == "timeout" and "exceeded" in t.infra_error for t in trajs)
     # dropped mid-turn: the unfinished turn is not recorded, so no turn ran to its 3,000-token limit
     assert all(len(t.response_ids) < 3000 for t in trajs)
+
+
+_RSS_AFTER_FREE = textwrap.dedent(
+    """
+    import sys
+    from resrl.rollout import HFPolicy
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    if sys.argv[1] == "policy":
+        HFPolicy(sys.argv[2])
+    block = b"x" * (256 << 20)  # written, so resident
+    high = rss()
+    del block
+    print(high - rss())
+    """
+)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="retain_freed_memory tunes glibc's malloc only")
+def test_cpu_policy_keeps_freed_memory_in_the_process(tiny_dir):
+    """Without the policy glibc gives a freed large block back to the system (the next batch faults in fresh
+    zeroed pages); a CPU ``HFPolicy`` has it kept for reuse."""
+
+    def released(mode: str) -> int:
+        run = subprocess.run(
+            [sys.executable, "-c", _RSS_AFTER_FREE, mode, str(tiny_dir)], capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        return int(run.stdout.split()[-1])
+
+    assert released("plain") > 200 << 20
+    assert released("policy") < 16 << 20
