@@ -89,6 +89,15 @@ def _packed_hidden(hidden: Tensor, mask: Tensor, rows: Tensor, cols: Tensor) -> 
     )
 
 
+def mixed_groups(positive: Tensor, group_ids: Tensor) -> Tensor:
+    """(B,) bool: whether each rollout's group holds both a success and a failure."""
+    _, group_of = torch.unique(group_ids, return_inverse=True)
+    n_groups = int(group_of.max()) + 1 if group_of.numel() else 0
+    wins = _group_sums(positive.to(torch.float32), group_of, n_groups)
+    size = _group_sums(torch.ones_like(positive, dtype=torch.float32), group_of, n_groups)
+    return ((wins > 0) & (wins < size))[group_of]
+
+
 def token_advantages(
     cfg: AlgoConfig,
     rewards: Tensor,
@@ -98,14 +107,33 @@ def token_advantages(
 ) -> tuple[Tensor, dict[str, Any]]:
     """Per-token advantages (B, T) for one batch of *complete* groups, and statistics.
 
+    With p the positive rollouts (reward >= ``success_threshold``), Â the group advantage of ``cfg.estimator``
+    and w_t the ResRL weight of negative policy token t (``resrl_weights_packed``), the schemes of
+    :func:`resrl.algos.config.scheme_table` give:
+
+    - ``grpo``: Â (GRPO, Dr.GRPO or RLOO by estimator).
+    - ``psr``: +1 on p, 0 else. ``nsr``: 0 on p, -1 else. ``w_reinforce``: λ (``w_lambda``) on p, -1 else.
+    - ``resrl`` (published, ``resrl_base="advantage"``): Â · ``pos_weight`` on p and Â · w_t on negative policy
+      tokens; 0 in a group whose rollouts all succeed or all fail.
+    - ``resrl`` with ``resrl_base="sign"`` (ablation): +``pos_weight`` on p and -w_t on negative policy tokens;
+      also 0 in single-outcome groups.
+
+    With length scaling on, positives' rewards are scaled before Â is computed (advantage base) or their
+    coefficient is scaled (sign base).
+
     Call this once on the whole batch (every rollout of every group) before splitting into micro-batches or
     ranks, so nothing depends on how the batch is later cut. ``mask`` (B, T) marks the trainable tokens and
     drives everything: advantages are 0 elsewhere, the ResRL subspace and quantiles use only masked tokens, and
-    length scaling counts only masked tokens. ``hidden`` is needed for ``scheme="resrl"``: (B, T, H), or the
-    packed (N, H) hidden states of the masked tokens in row-major order (what ``HiddenCapture`` keeps).
+    length scaling counts only masked tokens. ``hidden`` is needed when ``cfg.spec.needs_hidden`` (ResRL):
+    (B, T, H), or the packed (N, H) hidden states of the masked tokens in row-major order (what
+    ``HiddenCapture`` keeps). The ResRL statistics include ``resrl/negative_weights``, the weights of the
+    weighted negative tokens as a tensor (for a histogram; not a scalar).
     """
     if rewards.dim() != 1 or mask.dim() != 2 or mask.shape[0] != rewards.shape[0]:
         raise ValueError(f"rewards must be (B,) and mask (B, T); got {tuple(rewards.shape)}, {tuple(mask.shape)}")
+    spec = cfg.spec
+    if spec.needs_hidden and hidden is None:
+        raise ValueError(f"scheme {cfg.scheme!r} needs the hidden states of the policy tokens (hidden=...)")
     mask = mask.to(torch.bool)
     rewards = rewards.to(torch.float32)
     positive = rewards >= cfg.success_threshold
@@ -126,34 +154,24 @@ def token_advantages(
         "reward_mean": float(rewards.mean()) if rewards.numel() else 0.0,
         "positive_share": float(positive.float().mean()) if rewards.numel() else 0.0,
     }
-    fmask = mask.to(torch.float32)
-    if cfg.scheme == "grpo":
-        seq = group_advantages(rewards, group_ids, cfg.estimator)
-        return seq.unsqueeze(1) * fmask, stats
-    pos_coef = {"psr": 1.0, "nsr": 0.0, "w_reinforce": cfg.w_lambda, "resrl": cfg.pos_weight}[cfg.scheme]
-    neg_coef = 0.0 if cfg.scheme == "psr" else -1.0
-    seq = torch.where(positive, pos_coef * pos_scale, torch.full_like(rewards, neg_coef))
-    adv = seq.unsqueeze(1) * fmask
-    if cfg.scheme != "resrl":
+    if spec.base == "advantage":
+        adv_seq = group_advantages(rewards, group_ids, cfg.estimator)
+        seq = adv_seq * torch.where(positive, spec.positive, spec.negative)
+    else:
+        seq = torch.where(positive, spec.positive * pos_scale, torch.full_like(rewards, -spec.negative))
+    if spec.mixed_groups_only:
+        mixed = mixed_groups(positive, group_ids)
+        seq = torch.where(mixed, seq, torch.zeros_like(seq))
+        stats["mixed_group_share"] = float(mixed.float().mean()) if rewards.numel() else 0.0
+    adv = seq.unsqueeze(1) * mask.to(torch.float32)
+    if not spec.token_weights:
         return adv, stats
-    if hidden is None:
-        raise ValueError("scheme 'resrl' needs the hidden states of the policy tokens (hidden=...)")
     rows, cols = torch.nonzero(mask, as_tuple=True)
     tokens = _packed_hidden(hidden, mask, rows, cols).to(rewards.device)
     weights, wstats = resrl_weights_packed(
-        tokens,
-        rows.to(tokens.device),
-        group_ids.to(tokens.device),
-        positive.to(tokens.device),
-        rank=cfg.rank,
-        q_low=cfg.q_low,
-        q_high=cfg.q_high,
-        min_weight=cfg.min_weight,
-        max_pos_tokens=cfg.max_pos_tokens,
-        pca=cfg.pca,
-        seed=cfg.seed,
-        niter=cfg.pca_niter,
+        tokens, rows.to(tokens.device), group_ids.to(tokens.device), positive.to(tokens.device), cfg.subspace()
     )
+    # Positive tokens and skipped groups have weight 1, so this scales exactly the negative policy tokens.
     adv[rows, cols] = adv[rows, cols] * weights.to(adv.dtype).to(adv.device)
     stats.update({f"resrl/{k}": v for k, v in wstats.items()})
     return adv, stats

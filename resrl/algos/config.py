@@ -2,27 +2,71 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from resrl.algos.weights import SubspaceParams
+
 Scheme = Literal["grpo", "psr", "nsr", "w_reinforce", "resrl"]
 Estimator = Literal["grpo", "drgrpo", "rloo"]
 Aggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
+Base = Literal["advantage", "sign"]
 
 # The paper's length scaling: full reward up to 3500 tokens, linear down to 0.7x at 4096.
 PAPER_LENGTH_START = 3500
 PAPER_LENGTH_MAX = 4096
 
 
+@dataclass(frozen=True)
+class SchemeSpec:
+    """One weighting scheme: its base, its coefficients and what it needs.
+
+    Token advantage = base x coefficient (x w_t on negative policy tokens when ``token_weights``):
+
+    - ``base="advantage"``: the base is the group advantage Â of ``AlgoConfig.estimator``; the coefficients
+      scale it (positive: ``positive`` x Â, negative: ``negative`` x Â).
+    - ``base="sign"``: the base is +1 on positive and -1 on negative rollouts (the REINFORCE family of Zhu et
+      al. 2025), so a positive gets ``+positive`` and a negative ``-negative``.
+    """
+
+    name: str
+    base: Base
+    positive: float
+    negative: float
+    token_weights: bool = False
+    mixed_groups_only: bool = False  # zero every group whose rollouts all succeed or all fail
+
+    @property
+    def needs_hidden(self) -> bool:
+        """Whether the scheme reads the hidden states of the policy tokens (the ResRL weights do)."""
+        return self.token_weights
+
+
+def scheme_table(cfg: AlgoConfig) -> dict[str, SchemeSpec]:
+    """Every scheme, with the coefficients ``cfg`` gives it (docs/algorithms.md states each formula)."""
+    return {
+        "grpo": SchemeSpec("grpo", "advantage", 1.0, 1.0),
+        "psr": SchemeSpec("psr", "sign", 1.0, 0.0),
+        "nsr": SchemeSpec("nsr", "sign", 0.0, 1.0),
+        "w_reinforce": SchemeSpec("w_reinforce", "sign", cfg.w_lambda, 1.0),
+        "resrl": SchemeSpec(
+            "resrl", cfg.resrl_base, cfg.pos_weight, 1.0, token_weights=True, mixed_groups_only=True
+        ),
+    }
+
+
 class AlgoConfig(BaseModel):
     """How advantages, sample weights and the loss are computed.
 
-    Schemes: ``grpo`` uses group-relative advantages from ``estimator``. The others follow the sign-based
-    REINFORCE family of Zhu et al. (2025): ``psr`` trains on positives only (+1), ``nsr`` on negatives only
-    (-1), ``w_reinforce`` gives positives ``w_lambda`` and negatives -1, and ``resrl`` gives positives
-    ``pos_weight`` and each negative token -(its ResRL weight). A rollout is positive when its reward is
-    ``>= success_threshold`` — an explicit rule, never "reward > 0".
+    Schemes (the table is :func:`scheme_table`; formulas in docs/algorithms.md): ``grpo`` uses the
+    group-relative advantage Â from ``estimator`` (GRPO, Dr.GRPO or RLOO). ``psr``, ``nsr`` and ``w_reinforce``
+    are the sign-based REINFORCE family of Zhu et al. (2025): +1 on positives only, -1 on negatives only, and
+    ``w_lambda`` on positives with -1 on negatives. ``resrl`` is the published method, Ã = Â · ``pos_weight`` on
+    positive rollouts and Ã = Â · w_t on each negative policy token (w_t its ResRL weight), with 0 for groups
+    that all succeed or all fail; ``resrl_base="sign"`` is the ablation that replaces Â by ±1. A rollout is
+    positive when its reward is ``>= success_threshold`` — an explicit rule, never "reward > 0".
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -32,6 +76,9 @@ class AlgoConfig(BaseModel):
     success_threshold: float = Field(1.0, description="reward >= this counts as a success (positive)")
     w_lambda: float = Field(0.1, ge=0.0)
     pos_weight: float = Field(0.1, ge=0.0)
+    resrl_base: Base = Field(
+        "advantage", description="ResRL's base: the group advantage (published) or the ±1 sign (ablation)"
+    )
     # ResRL subspace weighting (ARCHITECTURE §3 steps 3-5)
     rank: int = Field(64, ge=0)
     q_low: float = Field(0.2, ge=0.0, le=1.0)
@@ -65,6 +112,24 @@ class AlgoConfig(BaseModel):
         if self.length_max is not None and self.length_start is not None and self.length_start > self.length_max:
             raise ValueError(f"length_start ({self.length_start}) must not exceed length_max ({self.length_max})")
         return self
+
+    @property
+    def spec(self) -> SchemeSpec:
+        """This configuration's row of the scheme table."""
+        return scheme_table(self)[self.scheme]
+
+    def subspace(self) -> SubspaceParams:
+        """The ResRL weight parameters of this configuration."""
+        return SubspaceParams(
+            rank=self.rank,
+            q_low=self.q_low,
+            q_high=self.q_high,
+            min_weight=self.min_weight,
+            max_pos_tokens=self.max_pos_tokens,
+            pca=self.pca,
+            seed=self.seed,
+            niter=self.pca_niter,
+        )
 
     def length_window(self) -> tuple[int, int] | None:
         """(start, max) of the length scaling, or None when it is off."""

@@ -10,12 +10,40 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
 from resrl.algos.subspace import LN_EPS, PcaMode, positive_subspace
 
 _HIST_BINS = 10
 _FLAT_TOL = 1e-5
+
+
+class SubspaceParams(BaseModel):
+    """The parameters of the ResRL weights (ARCHITECTURE §3 steps 3-5); ``AlgoConfig.subspace()`` builds one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rank: int = Field(64, ge=0, description="principal directions of the positive subspace")
+    q_low: float = Field(0.2, ge=0.0, le=1.0, description="residual quantile mapped to min_weight")
+    q_high: float = Field(0.8, ge=0.0, le=1.0, description="residual quantile mapped to 1")
+    min_weight: float = Field(0.1, ge=0.0, le=1.0, description="the floor ξ of a negative token's weight")
+    max_pos_tokens: int = Field(4096, ge=1, description="positive tokens per group kept for the PCA (seeded)")
+    pca: PcaMode = "lowrank"
+    seed: int = 0
+    niter: int = Field(2, ge=1, description="power iterations of the randomised PCA (pca='lowrank')")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SubspaceParams:
+        if self.q_low >= self.q_high:
+            raise ValueError(f"need q_low < q_high, got q_low={self.q_low}, q_high={self.q_high}")
+        return self
+
+
+def _params(params: SubspaceParams | None, overrides: dict[str, Any]) -> SubspaceParams:
+    """``params`` (default: the paper's) with keyword ``overrides`` on top, validated."""
+    base = params if params is not None else SubspaceParams()
+    return SubspaceParams(**(base.model_dump() | overrides)) if overrides else base
 
 
 def _hash32(x: Tensor) -> Tensor:
@@ -66,15 +94,8 @@ def resrl_weights_packed(
     rows: Tensor,
     group_ids: Tensor,
     positive: Tensor,
-    *,
-    rank: int = 64,
-    q_low: float = 0.2,
-    q_high: float = 0.8,
-    min_weight: float = 0.1,
-    max_pos_tokens: int = 4096,
-    pca: PcaMode = "lowrank",
-    seed: int = 0,
-    niter: int = 2,
+    params: SubspaceParams | None = None,
+    **overrides: Any,
 ) -> tuple[Tensor, dict[str, Any]]:
     """ResRL weights for packed policy tokens.
 
@@ -83,37 +104,25 @@ def resrl_weights_packed(
         rows: (N,) the rollout (0..B-1) each token belongs to, in the order the tokens were packed.
         group_ids: (B,) integer group of each rollout (the task id mapped to an int).
         positive: (B,) bool, True for rollouts counted as successes.
-        niter: power iterations of the randomised PCA (``pca="lowrank"``).
+        params: the weight parameters (default: the paper's); keyword ``overrides`` (``rank=16``, ...) apply on
+            top, with the names of :class:`SubspaceParams`.
 
     Returns:
         ``(weights, stats)``: (N,) weights — 1 for tokens of positive rollouts and of skipped groups, in
-        [min_weight, 1] for negative tokens — and coverage statistics (plain Python numbers).
+        [min_weight, 1] for negative tokens — and coverage statistics: plain Python numbers, plus
+        ``negative_weights``, the (M,) weights of the weighted negative tokens (a tensor, for histograms).
     """
     if tokens.dim() != 2:
         raise ValueError(f"tokens must be (N, H), got shape {tuple(tokens.shape)}")
     index = torch.arange(tokens.shape[0], device=tokens.device)
-    return _weights(
-        tokens, index, rows, group_ids, positive, rank, q_low, q_high, min_weight, max_pos_tokens, pca, seed, niter
-    )
+    return _weights(tokens, index, rows, group_ids, positive, _params(params, overrides))
 
 
 def _weights(
-    source: Tensor,
-    index: Tensor,
-    rows: Tensor,
-    group_ids: Tensor,
-    positive: Tensor,
-    rank: int,
-    q_low: float,
-    q_high: float,
-    min_weight: float,
-    max_pos_tokens: int,
-    pca: PcaMode,
-    seed: int,
-    niter: int,
+    source: Tensor, index: Tensor, rows: Tensor, group_ids: Tensor, positive: Tensor, p: SubspaceParams
 ) -> tuple[Tensor, dict[str, Any]]:
     """Weights for the N tokens ``source[index]`` (source: (M, H)); gathers only what each step needs."""
-    _check_args(source, index, rows, group_ids, positive, rank, q_low, q_high, min_weight, max_pos_tokens, pca, niter)
+    _check_args(source, index, rows, group_ids, positive)
     device = source.device
     n_tok = index.numel()
     weights = torch.ones(n_tok, dtype=_work_dtype(source), device=device)
@@ -128,22 +137,22 @@ def _weights(
     eligible = (n_pos > 0) & (n_neg > 0)
     stats = _base_stats(n_pos, n_neg, eligible, n_tok)
     if not bool(eligible.any()):
-        return weights, stats | _weight_stats(weights.new_zeros(0), min_weight)
+        return weights, stats | _weight_stats(weights.new_zeros(0), p.min_weight)
 
     # Only eligible groups go through the linear algebra.
     keep = torch.nonzero(eligible).squeeze(1)
-    pos_table, pos_valid = _subsample(pos_table[keep], pos_valid[keep], max_pos_tokens, seed)
+    pos_table, pos_valid = _subsample(pos_table[keep], pos_valid[keep], p.max_pos_tokens, p.seed)
     neg_table, neg_valid = neg_table[keep], neg_valid[keep]
     # One buffer serves both gathers (positives, then negatives): large fresh allocations are paid in page
     # faults, which cost more than the copy itself (measured: 70 ms vs 23 ms for 67 MB on one core).
     buffer = source.new_empty(max(pos_table.numel(), neg_table.numel()) * source.shape[1])
     pos_rows = _gather(source, index, pos_table, buffer)
-    mean, basis = positive_subspace(pos_rows, pos_valid, rank, pca, seed, niter)
+    mean, basis = positive_subspace(pos_rows, pos_valid, p.rank, p.pca, p.seed, p.niter)
     del pos_rows
     residual = _residual_energy(_gather(source, index, neg_table, buffer), mean, basis)
-    group_w = _quantile_map(residual, neg_valid, q_low, q_high, min_weight)
+    group_w = _quantile_map(residual, neg_valid, p.q_low, p.q_high, p.min_weight)
     weights[neg_table[neg_valid]] = group_w[neg_valid]
-    return weights, stats | _weight_stats(group_w[neg_valid], min_weight)
+    return weights, stats | _weight_stats(group_w[neg_valid], p.min_weight)
 
 
 def _work_dtype(source: Tensor) -> torch.dtype:
@@ -211,26 +220,14 @@ def _base_stats(n_pos: Tensor, n_neg: Tensor, eligible: Tensor, n_tok: int) -> d
 def _weight_stats(w: Tensor, min_weight: float) -> dict[str, Any]:
     hist = torch.histc(w.float(), bins=_HIST_BINS, min=min_weight, max=1.0) if w.numel() else None
     return {
+        "negative_weights": w.detach(),
         "weight_mean": float(w.mean()) if w.numel() else 1.0,
         "weight_hist": [int(c) for c in hist] if hist is not None else [0] * _HIST_BINS,
         "weight_hist_edges": torch.linspace(min_weight, 1.0, _HIST_BINS + 1).tolist(),
     }
 
 
-def _check_args(
-    source: Tensor,
-    index: Tensor,
-    rows: Tensor,
-    group_ids: Tensor,
-    positive: Tensor,
-    rank: int,
-    q_low: float,
-    q_high: float,
-    min_weight: float,
-    max_pos_tokens: int,
-    pca: str,
-    niter: int,
-) -> None:
+def _check_args(source: Tensor, index: Tensor, rows: Tensor, group_ids: Tensor, positive: Tensor) -> None:
     if not source.is_floating_point():
         raise ValueError(f"hidden states must be floating point, got {source.dtype}")
     if rows.shape != index.shape:
@@ -241,14 +238,6 @@ def _check_args(
         )
     if group_ids.is_floating_point():
         raise ValueError("group_ids must be an integer tensor (map task ids to ints first)")
-    if rank < 0 or max_pos_tokens < 1 or niter < 1:
-        raise ValueError(f"need rank >= 0, max_pos_tokens >= 1, niter >= 1 (got {rank}, {max_pos_tokens}, {niter})")
-    if not 0.0 <= q_low < q_high <= 1.0:
-        raise ValueError(f"need 0 <= q_low < q_high <= 1, got {q_low}, {q_high}")
-    if not 0.0 <= min_weight <= 1.0:
-        raise ValueError(f"min_weight must be in [0, 1], got {min_weight}")
-    if pca not in ("lowrank", "exact"):
-        raise ValueError(f"pca must be 'lowrank' or 'exact', got {pca!r}")
 
 
 def resrl_token_weights(
@@ -256,15 +245,8 @@ def resrl_token_weights(
     mask: Tensor,
     group_ids: Tensor,
     positive: Tensor,
-    *,
-    rank: int = 64,
-    q_low: float = 0.2,
-    q_high: float = 0.8,
-    min_weight: float = 0.1,
-    max_pos_tokens: int = 4096,
-    pca: PcaMode = "lowrank",
-    seed: int = 0,
-    niter: int = 2,
+    params: SubspaceParams | None = None,
+    **overrides: Any,
 ) -> Tensor:
     """ResRL per-token weights for a batch of complete prompt groups.
 
@@ -273,6 +255,8 @@ def resrl_token_weights(
         mask: (B, T) bool, True on trainable (policy) tokens. Masked-out positions are never read.
         group_ids: (B,) integer group (task) of each rollout; pass whole groups.
         positive: (B,) bool, True for successes (reward >= the success threshold).
+        params: the weight parameters (default: the paper's); keyword ``overrides`` (``rank=16``, ...) apply on
+            top, with the names of :class:`SubspaceParams`.
 
     Returns:
         (B, T) weights: 1 on positive rollouts, on masked positions and in skipped groups (no positive or no
@@ -290,14 +274,7 @@ def resrl_token_weights(
         flat // length,
         group_ids,
         positive,
-        rank,
-        q_low,
-        q_high,
-        min_weight,
-        max_pos_tokens,
-        pca,
-        seed,
-        niter,
+        _params(params, overrides),
     )
     out = torch.ones(batch * length, dtype=packed.dtype, device=hidden.device)
     out[flat] = packed

@@ -168,9 +168,8 @@ class Trainer:
         self.last_batch, self.last_advantages = batch, advantages
         metrics["token_entropy"] = float((entropy * batch.mask).sum() / batch.mask.sum().clamp(min=1))
         histograms = {}
-        if algo.scheme == "resrl":
-            negative = (batch.rewards < algo.success_threshold).unsqueeze(1) & batch.mask
-            histograms["resrl_weight"] = (-advantages[negative]).numpy()
+        if "resrl/negative_weights" in stats:  # the weights themselves, not the advantages they scale
+            histograms["resrl_weight"] = stats.pop("resrl/negative_weights").cpu().numpy()
         metrics.update({f"algo/{k}": _scalar(v) for k, v in stats.items() if _scalar(v) is not None})
         if "resrl/weight_hist" in stats:
             metrics["algo/resrl/weight_hist"] = stats["resrl/weight_hist"]
@@ -182,11 +181,11 @@ class Trainer:
     @torch.no_grad()
     def _score(self, batch: TokenBatch):
         """Old log-probs, reference log-probs (KL only), entropy, and the packed (N, H) hidden states of the
-        trainable tokens (``scheme: resrl`` only). Micro-batches are consecutive rows, so the concatenated
+        trainable tokens (schemes whose ``spec.needs_hidden``). Micro-batches are consecutive rows, so the concatenated
         packed rows stay in row-major order over the whole batch."""
         self.model.eval()
         mb = self.cfg.optim.micro_batch_size
-        need_hidden = self.cfg.algo.scheme == "resrl"
+        need_hidden = self.algo.spec.needs_hidden
         old, ref, ent, hid = [], [], [], []
         length = batch.mask.shape[1]
         for idx in torch.arange(len(batch)).split(mb):

@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from resrl.algos import AlgoConfig, group_advantages, length_scaled_rewards, resrl_token_weights, token_advantages
+from resrl.algos import (
+    AlgoConfig,
+    group_advantages,
+    length_scaled_rewards,
+    mixed_groups,
+    resrl_token_weights,
+    token_advantages,
+)
 
 REWARDS = torch.tensor([1.0, 0.0, 0.0, 1.0, 3.0, 3.0, 0.0])
 GROUPS = torch.tensor([5, 5, 5, 5, 2, 2, 9])  # group 9 has a single rollout
@@ -91,23 +98,76 @@ def test_positive_rule_is_threshold_not_sign():
     assert torch.equal(adv[1], torch.zeros(3))
 
 
-def test_resrl_scheme_uses_weights_and_pos_weight():
+def test_resrl_scheme_scales_the_group_advantage():
     gen = torch.Generator().manual_seed(0)
     hidden = torch.randn(4, 6, 16, generator=gen)
     rewards = torch.tensor([1.0, 0.0, 0.0, 1.0])
     gids = torch.zeros(4, dtype=torch.long)
     mask = _mask()
     cfg = AlgoConfig(scheme="resrl", rank=3, pca="exact", pos_weight=0.2)
+    assert cfg.spec.needs_hidden and not AlgoConfig(scheme="grpo").spec.needs_hidden
     adv, stats = token_advantages(cfg, rewards, gids, mask, hidden)
     w = resrl_token_weights(hidden, mask, gids, rewards >= 1.0, rank=3, pca="exact")
-    assert torch.allclose(adv[[0, 3]], 0.2 * mask[[0, 3]].float())
-    assert torch.allclose(adv[[1, 2]], -w[[1, 2]] * mask[[1, 2]].float())
+    a_hat = group_advantages(rewards, gids, "grpo")
+    assert torch.allclose(adv[[0, 3]], 0.2 * a_hat[[0, 3]].unsqueeze(1) * mask[[0, 3]].float())
+    assert torch.allclose(adv[[1, 2]], a_hat[[1, 2]].unsqueeze(1) * w[[1, 2]] * mask[[1, 2]].float())
     assert stats["resrl/groups_used"] == 1
+    assert torch.equal(stats["resrl/negative_weights"], w[[1, 2]][mask[[1, 2]]])
     # packed hidden states (what HiddenCapture keeps) give the same result
     packed, _ = token_advantages(cfg, rewards, gids, mask, hidden[mask])
     assert torch.equal(packed, adv)
     with pytest.raises(ValueError, match="hidden"):
         token_advantages(cfg, rewards, gids, mask)
+
+
+def test_resrl_sign_base_is_the_ablation():
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(6, 6, 16, generator=gen)
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+    gids = torch.tensor([0, 0, 0, 0, 1, 1])  # group 1 all fail
+    mask = torch.cat([_mask(), _mask()[:2]])
+    cfg = AlgoConfig(scheme="resrl", resrl_base="sign", rank=3, pca="exact", pos_weight=0.2)
+    adv, _ = token_advantages(cfg, rewards, gids, mask, hidden)
+    w = resrl_token_weights(hidden, mask, gids, rewards >= 1.0, cfg.subspace())
+    fm = mask.float()
+    assert torch.allclose(adv[[0, 3]], 0.2 * fm[[0, 3]])
+    assert torch.allclose(adv[[1, 2]], -w[[1, 2]] * fm[[1, 2]])
+    assert torch.equal(adv[4:], torch.zeros_like(adv[4:]))
+
+
+def _random_batch(seed: int):
+    """Groups of 6 with random binary outcomes plus one all-success and two all-failure groups (one of them
+    with partial rewards below the threshold, whose GRPO advantage is not 0)."""
+    gen = torch.Generator().manual_seed(seed)
+    n, mixed = 6, 5
+    outcomes = torch.rand(mixed, n, generator=gen) < 0.5
+    outcomes[:, 0], outcomes[:, 1] = True, False  # each of these groups is mixed
+    rewards = torch.cat([outcomes.float().flatten(), torch.ones(n), torch.zeros(n), torch.rand(n, generator=gen) * 0.9])
+    group_ids = torch.arange(rewards.numel()) // n * 3 + 1
+    perm = torch.randperm(rewards.numel(), generator=gen)  # groups interleaved in the batch
+    rewards, group_ids = rewards[perm], group_ids[perm]
+    length = 12
+    mask = torch.rand(rewards.numel(), length, generator=gen) < 0.7
+    mask[:, 0] = True
+    hidden = torch.randn(rewards.numel(), length, 24, generator=gen)
+    return rewards, group_ids, mask, hidden
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_resrl_equals_grpo_advantage_times_pos_weight_or_token_weight(seed):
+    rewards, gids, mask, hidden = _random_batch(seed)
+    cfg = AlgoConfig(scheme="resrl", rank=4, pca="exact")
+    assert cfg.pos_weight == 0.1 and cfg.resrl_base == "advantage"
+    adv, _ = token_advantages(cfg, rewards, gids, mask, hidden)
+    positive = rewards >= cfg.success_threshold
+    a_hat = group_advantages(rewards, gids, "grpo")
+    w = resrl_token_weights(hidden, mask, gids, positive, cfg.subspace())
+    single = ~mixed_groups(positive, gids)
+    assert single.sum() == 18 and (a_hat[single] != 0).any()  # the partial-reward group has a GRPO signal
+    want = a_hat.unsqueeze(1) * torch.where(positive.unsqueeze(1), torch.full_like(w, 0.1), w) * mask.float()
+    assert (w[~positive.unsqueeze(1) & mask & ~single.unsqueeze(1)] < 0.99).any()  # real weighting happened
+    assert torch.allclose(adv[~single], want[~single], atol=1e-4), (adv[~single] - want[~single]).abs().max()
+    assert torch.equal(adv[single], torch.zeros_like(adv[single]))
 
 
 def test_length_scaling_counts_policy_tokens_only():

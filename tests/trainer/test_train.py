@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from resrl.algos import policy_loss
+from resrl.algos import group_advantages, mixed_groups, policy_loss
 from resrl.trainer.batch import token_logprobs
 from resrl.trainer.config import validate_config
 from resrl.trainer.logs import read_records
@@ -27,7 +27,9 @@ def _run(cfg_dict: dict, *, resume: bool = False) -> dict:
 
 def test_short_run_writes_checkpoints_logs_and_plots(warm_model, tmp_path):
     out = tmp_path / "run"
-    result = _run(base_config(warm_model, out, train={"steps": 2, "save_every": 1}))
+    # Groups of 6 over 4 tasks: ResRL (like GRPO) learns only from groups with both outcomes, so have some.
+    raw = base_config(warm_model, out, train={"steps": 2, "save_every": 1, "tasks_per_step": 4}, rollout={"n": 6})
+    result = _run(raw)
     assert 0.0 <= result["avg_at_k"] <= result["pass_at_k"] <= 1.0
     ckpt = out / "checkpoints" / "step_000002"
     assert (ckpt / "model" / "model.safetensors").is_file()
@@ -79,12 +81,17 @@ def test_resrl_weights_flow_into_the_loss(warm_model, tmp_path):
     mask = batch.mask
     assert step >= 1 and positive.any() and (~positive).any()
     assert torch.all(adv[~mask] == 0), "prompt/observation tokens must carry no advantage"
-    pos_tokens = adv[positive.unsqueeze(1) & mask]
-    # positives: pos_weight (length scaling is 1 far below the window's start)
-    assert torch.allclose(pos_tokens, torch.full_like(pos_tokens, cfg.algo.pos_weight))
-    neg_tokens = adv[(~positive).unsqueeze(1) & mask]
-    assert torch.all(neg_tokens <= -cfg.algo.min_weight + 1e-6) and torch.all(neg_tokens >= -1.0 - 1e-6)
-    assert (neg_tokens > -1.0 + 1e-4).any(), "no negative token was down-weighted"
+    # Ã = Â · pos_weight on positives, Â · w_t on negative tokens, 0 outside mixed groups (length scaling is 1 far
+    # below the window's start, so Â is the plain GRPO advantage of the rewards)
+    a_hat = group_advantages(batch.rewards, batch.group_ids, "grpo").unsqueeze(1).expand_as(adv)
+    in_mixed = mixed_groups(positive, batch.group_ids).unsqueeze(1) & mask
+    pos_tokens = positive.unsqueeze(1) & in_mixed
+    assert torch.allclose(adv[pos_tokens], cfg.algo.pos_weight * a_hat[pos_tokens])
+    neg_tokens = (~positive).unsqueeze(1) & in_mixed
+    w = adv[neg_tokens] / a_hat[neg_tokens]
+    assert torch.all(w >= cfg.algo.min_weight - 1e-5) and torch.all(w <= 1.0 + 1e-5)
+    assert (w < 1.0 - 1e-4).any(), "no negative token was down-weighted"
+    assert torch.all(adv[mask & ~in_mixed] == 0)
     # the gradient of the loss with respect to each token's log-prob is -advantage / tokens (ratio 1)
     logp = token_logprobs(trainer.model, batch.input_ids, batch.attention_mask)[0].detach().requires_grad_()
     n_tok = int(mask.sum())
