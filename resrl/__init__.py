@@ -9,6 +9,15 @@ from resrl.core.tools import Injected, Tool, ToolError, ToolResult, ToolSet, too
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # register_mcp lives with the MCP envs (resrl_envs.mcp): loaded on first use, not by every `import resrl`
+    if name == "register_mcp":
+        from resrl_envs.mcp import register_mcp
+
+        return register_mcp
+    raise AttributeError(f"module 'resrl' has no attribute {name!r}")
+
 __all__ = [
     "Action",
     "ChatEnv",
@@ -29,6 +38,7 @@ __all__ = [
     "make",
     "read_jsonl",
     "register",
+    "register_mcp",
     "spec",
     "tool",
     "write_jsonl",

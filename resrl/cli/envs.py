@@ -8,23 +8,28 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from resrl.cli._envfile import add_env_file_option, load_env_files
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     envs = sub.add_parser("envs", help="list and check environments").add_subparsers(dest="envs_cmd", required=True)
     ls = envs.add_parser("list", help="list registered environments")
     ls.add_argument("--json", action="store_true", help="print a JSON list")
     ls.add_argument("pattern", nargs="?", help="glob over ids, e.g. 'fc/*'")
+    add_env_file_option(ls)
     ls.set_defaults(func=_list)
     check = envs.add_parser("check", help="API, gold, perturbed and garbage-output checks")
     check.add_argument("env_ids", nargs="+", metavar="ID", help="env ids or globs")
     check.add_argument("--tasks", type=int, default=5, help="test tasks to play the gold solution on")
     check.add_argument("--seed", type=int, default=0)
+    add_env_file_option(check)
     check.set_defaults(func=_check)
 
 
 def _list(args: argparse.Namespace) -> int:
     from resrl.core.registry import list_envs
 
+    load_env_files(args)
     specs = list_envs(args.pattern)
     if args.json:
         print(json.dumps([s.summary() for s in specs], indent=2))
@@ -44,6 +49,7 @@ def _check(args: argparse.Namespace) -> int:
     from resrl.core.check import check_env
     from resrl.core.registry import list_envs, spec
 
+    load_env_files(args)
     ids = []
     for pattern in args.env_ids:
         matched = [s.id for s in list_envs(pattern)] if any(c in pattern for c in "*?[") else [spec(pattern).id]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from resrl.cli._envfile import add_env_file_option, load_env_files
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rollout", help="collect multi-turn episodes with a policy (hf, vllm or openai)")
@@ -34,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="import MODULE first (it may call resrl.register); repeatable",
     )
     p.add_argument("--out", required=True, help="output JSONL of trajectories")
+    add_env_file_option(p)
     p.set_defaults(func=_rollout)
 
 
@@ -49,6 +52,7 @@ def _rollout(args: argparse.Namespace) -> int:
 
     for module in args.imports:
         importlib.import_module(module)
+    load_env_files(args)
     if args.n < 1 or args.tasks < 1:
         raise ValueError("--n and --tasks must be at least 1")
     if args.task_file:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from resrl.cli._envfile import add_env_file_option, load_env_files
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     tasks = sub.add_parser("tasks", help="generate task sets").add_subparsers(dest="tasks_cmd", required=True)
@@ -13,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--n", type=int, required=True, help="number of tasks")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, help="output JSONL path")
+    add_env_file_option(gen)
     gen.set_defaults(func=_generate)
 
 
@@ -20,6 +23,7 @@ def _generate(args: argparse.Namespace) -> int:
     from resrl.core.registry import spec
     from resrl.core.task import write_jsonl
 
+    load_env_files(args)
     if args.n < 1:
         raise ValueError("--n must be at least 1")
     cls = spec(args.env).load()

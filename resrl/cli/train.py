@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from resrl.cli._envfile import add_env_file_option, load_env_files
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -15,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=1e-5")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
     parser.add_argument("--print-config", action="store_true", help="print the validated config and exit")
+    add_env_file_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -23,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     from resrl.trainer.config import load_config
 
+    load_env_files(args)
     cfg = load_config(args.config, args.overrides)
     if args.print_config:
         print(json.dumps(cfg.model_dump(), indent=2))

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import logging
 
+from resrl.cli._envfile import add_env_file_option, load_env_files
+
 log = logging.getLogger("resrl.server.env")
 
 
@@ -56,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="an inline (fast_step) step slower than this moves its env to the thread pool (default 0.02)",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_env_file_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     for module in args.imports:
         importlib.import_module(module)
+    load_env_files(args)
     config = ServerConfig(
         env_patterns=args.envs or None,
         task_files=args.task_files,
