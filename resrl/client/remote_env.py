@@ -1,7 +1,9 @@
 """``RemoteEnv`` / ``AsyncRemoteEnv``: a chat env hosted by ``resrl serve env``, with the ``ChatEnv`` contract.
 
-``reset`` opens a session (closing the previous one) on the least-loaded of the given servers, ``step`` plays
-a turn in it, ``close`` deletes it. Failures that are ours, not the model's, raise :class:`EnvServerError`
+``reset`` opens a session (closing the previous one) on the least-loaded live one of the given servers, ``step``
+plays a turn in it, ``close`` deletes it. When a server dies, the episodes it held fail with
+:class:`EnvServerError` (rollouts record them as ``infra_error``) and new sessions go to the other servers (see
+:class:`~resrl.client.transport.Balancer`). Failures that are ours, not the model's, raise :class:`EnvServerError`
 (``infra_error = True``) after the retries the :class:`RetryPolicy` allows.
 """
 
@@ -23,6 +25,7 @@ from resrl.client.transport import (
     is_retryable,
     retry_status,
     server_error,
+    server_gone,
     transport_error,
 )
 from resrl.core.spaces import ActionSpace, MessagesSpace
@@ -105,10 +108,16 @@ class _Session:
         be retried."""
         if isinstance(outcome, httpx.HTTPError):
             error = transport_error(outcome, url)
-            if not is_retryable(outcome, idempotent=idempotent):
+            known_down = self.balancer.is_down(url)
+            if server_gone(outcome):
+                self.balancer.failed(url)
+            # a session lives in its server's memory: once that server is known to be gone, a step in it cannot
+            # succeed, so only the first env to find out pays for the retries
+            if not is_retryable(outcome, idempotent=idempotent) or (known_down and not idempotent):
                 raise error from outcome
             delay = self.retry.delay(attempt)
         else:
+            self.balancer.answered(url)
             if outcome.status_code < 400 or not retry_status(outcome.status_code, idempotent=idempotent):
                 return None
             error = server_error(outcome)
@@ -179,6 +188,8 @@ class RemoteEnv(_Session, gym.Env):
         if target is None:
             return
         url, sid = target
+        if self.balancer.is_down(url):  # its sessions died with it
+            return
         try:
             self._send("DELETE", [url], f"/v1/sessions/{sid}", None, idempotent=True)
         except EnvServerError as exc:  # the TTL reaper frees it anyway
@@ -241,6 +252,8 @@ class AsyncRemoteEnv(_Session):
         if target is None:
             return
         url, sid = target
+        if self.balancer.is_down(url):
+            return
         try:
             await self._send("DELETE", [url], f"/v1/sessions/{sid}", None, idempotent=True)
         except EnvServerError as exc:

@@ -2,7 +2,9 @@
 
 Which failures are retried depends on whether the request may have reached the env: opening a session is
 retried on any server (connection errors, 429, 5xx of a gateway or a server at capacity), while a step — not
-idempotent — is retried only when the server provably did not run it (connection refused, 429).
+idempotent — is retried only when the server provably did not run it (connection refused, 429). A refused
+connection also marks the server down in the :class:`Balancer`; a step on a server already marked down is not
+retried again, since the session it names died with that server.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import time
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -18,6 +21,9 @@ from pydantic import BaseModel, Field
 
 _NEVER_RAN = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _MAY_HAVE_RUN = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+# what a server that is gone looks like: nothing listens (refused), or the connection broke under a request.
+# Timeouts are not among them: a slow server is alive.
+_SERVER_GONE = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class EnvServerError(RuntimeError):
@@ -59,21 +65,26 @@ class RetryPolicy(BaseModel):
 
 
 class Balancer:
-    """Spreads new sessions over base URLs: fewest open sessions first, round-robin among equals.
+    """Spreads new sessions over base URLs: live servers first, fewest open sessions first, round-robin among
+    equals.
 
-    Envs built with the same URL list share one balancer (:meth:`shared`), so a collector's many envs
-    spread over the servers together.
+    A server whose connection was refused or broke (:func:`server_gone`) counts as down for ``down_s`` seconds,
+    or until it answers again: new sessions go to the others, and the sessions it held are given up instead of
+    retried (they died with the process). Envs built with the same URL list share one balancer
+    (:meth:`shared`), so a collector's many envs spread over the servers, and learn of a dead one, together.
     """
 
     _shared: ClassVar[dict[tuple[str, ...], Balancer]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, urls: str | Sequence[str]) -> None:
+    def __init__(self, urls: str | Sequence[str], down_s: float = 5.0) -> None:
         urls = [urls] if isinstance(urls, str) else list(urls)
         if not urls:
             raise ValueError("give at least one env server base URL")
         self.urls = [u.rstrip("/") for u in urls]
         self.open = dict.fromkeys(self.urls, 0)
+        self.down_s = down_s
+        self._down_until: dict[str, float] = {}
         self._turn = itertools.count()
         self._lock = threading.Lock()
 
@@ -87,16 +98,32 @@ class Balancer:
             return cls._shared[key]
 
     def order(self) -> list[str]:
-        """URLs to try for a new session, best first."""
+        """URLs to try for a new session, best first (servers marked down last)."""
         with self._lock:
+            now = time.monotonic()
             start = next(self._turn) % len(self.urls)
             rotated = self.urls[start:] + self.urls[:start]
-            return sorted(rotated, key=lambda u: self.open[u])
+            return sorted(rotated, key=lambda u: (self._down_until.get(u, 0.0) > now, self.open[u]))
 
     def opened(self, url: str, delta: int = 1) -> None:
         """Count a session opened (``delta=1``) or closed (``-1``) on ``url``."""
         with self._lock:
             self.open[url] += delta
+
+    def failed(self, url: str) -> None:
+        """Mark ``url`` down for ``down_s`` seconds: its connection was refused or broke."""
+        with self._lock:
+            self._down_until[url] = time.monotonic() + self.down_s
+
+    def answered(self, url: str) -> None:
+        """``url`` answered a request: it is up."""
+        if url in self._down_until:  # the common case takes no lock
+            with self._lock:
+                self._down_until.pop(url, None)
+
+    def is_down(self, url: str) -> bool:
+        """Whether ``url`` was marked down less than ``down_s`` seconds ago and has not answered since."""
+        return self._down_until.get(url, 0.0) > time.monotonic()
 
 
 def is_retryable(exc: Exception, *, idempotent: bool) -> bool:
@@ -104,6 +131,11 @@ def is_retryable(exc: Exception, *, idempotent: bool) -> bool:
     if isinstance(exc, _NEVER_RAN):
         return True
     return idempotent and isinstance(exc, _MAY_HAVE_RUN)
+
+
+def server_gone(exc: Exception) -> bool:
+    """Whether a transport exception says the server is gone (refused, or the connection broke mid-request)."""
+    return isinstance(exc, _SERVER_GONE)
 
 
 def transport_error(exc: Exception, url: str) -> EnvServerError:
