@@ -1,4 +1,4 @@
-"""The env server's FastAPI app: ``/v1/envs``, ``/v1/sessions``, ``/healthz``, ``/metrics``.
+"""The env server's FastAPI app: ``/v1/envs``, ``/v1/sessions``, ``/healthz``, ``/metrics``, and MCP at ``/mcp``.
 
 ``create_app(ServerConfig(...))`` builds it; ``resrl serve env`` runs it under uvicorn. See
 ``resrl_servers.env.models`` for the bodies and ``resrl_servers.env.sessions`` for the session rules.
@@ -19,6 +19,7 @@ from pydantic import Field
 
 from resrl.core.registry import EnvSpec, list_envs
 from resrl_servers.env.fastlane import StepFastLane
+from resrl_servers.env.mcp import MCPEndpoint
 from resrl_servers.env.metrics import ServerMetrics
 from resrl_servers.env.models import (
     Closed,
@@ -98,14 +99,16 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     metrics = ServerMetrics()
     limits = SessionLimits(**config.model_dump(include=set(SessionLimits.model_fields)))
     manager = SessionManager({s.id for s in specs}, limits, metrics, TaskStore(config.task_files))
+    mcp = MCPEndpoint(manager, [s.id for s in specs])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager.start()
-        # everything loaded so far lives for the whole run: keep it out of the collector's full scans, which
-        # otherwise walk every FastAPI/pydantic object and show up as tens of milliseconds of step tail latency
-        gc.freeze()
-        yield
+        async with mcp.run():
+            # everything loaded so far lives for the whole run: keep it out of the collector's full scans, which
+            # otherwise walk every FastAPI/pydantic object and show up as tens of milliseconds of step tail latency
+            gc.freeze()
+            yield
         await manager.stop()
 
     app = FastAPI(
@@ -119,6 +122,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     app.state.envs = envs.envs
     app.state.sessions = manager
     app.state.metrics = metrics
+    app.router.routes.append(mcp.route("/mcp"))  # MCP streamable HTTP (see resrl_servers.env.mcp)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
