@@ -163,6 +163,66 @@ passed = [ln for ln in httpx.get(f"{sandbox_url}/metrics").text.splitlines() if 
 assert any('status="passed"' in ln and float(ln.split()[-1]) >= len(urls) for ln in passed), passed
 print(f"compose_test: sandbox jobs: {passed}", file=sys.stderr)
 PY
+
+# sandbox jobs have no network: they reach neither the env servers, nor the sandbox server, nor the host
+sandbox_id=$(compose ps -q sandbox)
+envs_id=$(compose ps -q envs | head -1)
+first_net() { docker inspect --format "{{range .NetworkSettings.Networks}}{{.$1}} {{end}}" "$2" | awk '{print $1}'; }
+"$python" - "http://127.0.0.1:$RESRL_SANDBOX_PORT" "$envs_id" "$(first_net IPAddress "$envs_id")" \
+    "$(first_net IPAddress "$sandbox_id")" "$(first_net Gateway "$sandbox_id")" <<'PY'
+"""Probe the stack's own listeners from a sandbox job and, as the control, from an env-server container."""
+import json
+import socket
+import subprocess
+import sys
+import threading
+
+import httpx
+
+sandbox_url, envs_id, envs_ip, sandbox_ip, gateway = sys.argv[1:]
+health = httpx.get(f"{sandbox_url}/healthz").json()
+assert health["ok"] and health["netns"] is True and health["filesystem"] == "private-root", health
+# a listener on this machine, on the host's side of the stack's network: the control shows it is reachable
+listener = socket.socket()
+listener.bind((gateway, 0))
+listener.listen(8)
+listener.settimeout(0.2)
+accepted = []
+
+
+def watch() -> None:
+    while True:
+        try:
+            accepted.append(listener.accept()[0])
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+
+
+threading.Thread(target=watch, daemon=True).start()
+targets = {"envs": [envs_ip, 8000], "envs by name": ["envs", 8000], "sandbox server": [sandbox_ip, 8080],
+           "sandbox by name": ["sandbox", 8080], "sandbox loopback": ["127.0.0.1", 8080],
+           "host": [gateway, listener.getsockname()[1]]}  # fmt: skip
+probe = (
+    f"import json, socket\nout = {{}}\nfor name, (host, port) in {json.dumps(targets)}.items():\n"
+    "    try:\n        socket.create_connection((host, port), timeout=3).close()\n        out[name] = 'reached'\n"
+    "    except OSError as exc:\n        out[name] = f'blocked: {type(exc).__name__}'\nprint(json.dumps(out))\n"
+)
+control = json.loads(subprocess.run(["docker", "exec", envs_id, "python", "-c", probe], capture_output=True,
+                                    text=True, check=True).stdout)  # fmt: skip
+assert {control[k] for k in ("envs", "sandbox server", "sandbox by name", "host")} == {"reached"}, control
+assert len(accepted) == 1, accepted
+job = httpx.post(f"{sandbox_url}/v1/run", json={"code": probe}, timeout=60).json()
+assert job["status"] == "passed", job
+seen = json.loads(job["stdout"])
+assert set(seen) == set(targets) and all(v.startswith("blocked") for v in seen.values()), seen
+assert len(accepted) == 1, f"the host listener was reached from a job: {accepted}"
+assert job["metadata"]["netns"] is True and job["metadata"]["filesystem"] == "private-root", job["metadata"]
+print(f"compose_test: env-server container reaches {sorted(k for k, v in control.items() if v == 'reached')}",
+      file=sys.stderr)  # fmt: skip
+print(f"compose_test: sandbox jobs have no network: {seen}", file=sys.stderr)
+PY
 replicas=$(compose ps -q envs | wc -l)
 [[ "$replicas" -eq 2 ]] || { log "expected 2 env replicas, found $replicas"; exit 1; }
 log "PASS (full, $COMPOSE): both replicas served gold function-calling and code episodes"

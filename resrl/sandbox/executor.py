@@ -5,8 +5,10 @@ One executor process is one slot: it reads framed JSON requests (4-byte big-endi
 its transport, runs one job at a time, and answers with a result dict. Per job it forks children that get a
 new session, an empty environment, a private work directory, rlimits, and a dedicated uid (``100000 + the
 executor's pid``), so the process-count limit (RLIMIT_NPROC on a non-root uid) does not depend on anything else
-on the host and every leftover process of the job can be killed with ``kill(-1)`` from that uid. The executor
-moves itself into a new, empty network namespace at start-up, which all job children inherit.
+on the host and every leftover process of the job can be killed with ``kill(-1)`` from that uid. At start-up the
+executor moves itself into a new, empty network namespace and builds a private read-only root (``isolation.py``),
+which every job child inherits and chroots into. Where either cannot be set up the executor refuses every job
+(``infra_error``), unless started with ``--allow-network`` / ``--allow-host-files``.
 
 Verdicts are decided here, outside the untrusted process: the harness reports over an inherited pipe with a
 random per-run token, values of call tests are compared here, stdio outputs are compared here, and a job passes
@@ -35,20 +37,18 @@ import tempfile
 import time
 
 if __package__:  # imported as part of resrl
-    from . import harness, verdicts
-else:  # run as a lone script next to its two siblings (containers, ``python -I executor.py``); importing the
+    from . import harness, isolation, verdicts
+else:  # run as a lone script next to its siblings (containers, ``python -I executor.py``); importing the
     # resrl package here would load pydantic and friends into every warm executor
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import harness  # type: ignore[no-redef]
+    import isolation  # type: ignore[no-redef]
     import verdicts  # type: ignore[no-redef]
 
     del sys.path[0]
 
-CLONE_NEWNET = 0x40000000
-CLONE_NEWNS = 0x00020000
-MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
-MNT_DETACH = 2
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
 SWEEP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 PIPE_STDIN_BYTES = 60_000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -59,16 +59,11 @@ WARM_MODULES = (
 )  # fmt: skip
 
 
-def _world_traversable(path: str) -> bool:
-    parts = os.path.abspath(path).split(os.sep)
-    return all(os.stat(os.sep.join(parts[:i]) or os.sep).st_mode & stat.S_IXOTH for i in range(2, len(parts) + 1))
-
-
 # -- the executor side ------------------------------------------------------------------------------------
 class Executor:
     """One slot: isolates and runs jobs sequentially."""
 
-    def __init__(self, base_dir: str, netns: bool = True) -> None:
+    def __init__(self, base_dir: str, allow_network: bool = False, allow_host_files: bool = False) -> None:
         self.is_root = os.geteuid() == 0
         self.uid = 100000 + os.getpid() if self.is_root else os.getuid()
         self.base = base_dir
@@ -76,57 +71,64 @@ class Executor:
         self.work = tempfile.mkdtemp(prefix="work-", dir=self.base)
         if self.is_root:
             os.chown(self.work, self.uid, self.uid)
-        self.netns = False
-        if netns and self.is_root:
-            self.netns = _libc.unshare(CLONE_NEWNET) == 0
+        self.allow_network, self.allow_host_files = allow_network, allow_host_files
+        self.netns_error = isolation.enter_netns()
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        self.stdlib, self.stdlib_view = sysconfig.get_paths()["stdlib"], None
-        if self.is_root and not _world_traversable(self.stdlib):
-            self.stdlib_view = self._expose_stdlib()
-        if self.stdlib_view:
-            # from now on this process and its children import the stdlib through the view; packages already
-            # imported look for their submodules through __path__, so that moves too
-            sys.path[:] = [self._view(p) for p in sys.path]
-            for module in list(sys.modules.values()):
-                path = getattr(module, "__path__", None)
-                if isinstance(path, list):
-                    path[:] = [self._view(p) for p in path]
-            self.stdlib = self.stdlib_view
+        self.stdlib = sysconfig.get_paths()["stdlib"]
         for name in WARM_MODULES:  # imported once here, so jobs neither pay for nor need to read them
             with contextlib.suppress(ImportError):
                 __import__(name)
-
-    def _expose_stdlib(self) -> str | None:
-        """Bind-mount a stdlib that sits under a private directory (e.g. ~root/.pyenv) where the job uid can
-        read it, inside a mount namespace private to this executor; None when that is not possible."""
-        view = os.path.join(self.base, f"stdlib-{os.getpid()}")
-        os.makedirs(view, mode=0o755, exist_ok=True)
-        if _libc.unshare(CLONE_NEWNS) != 0:
-            return None
-        if _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-            return None
-        if _libc.mount(self.stdlib.encode(), view.encode(), None, MS_BIND, None) != 0:
-            return None
-        return view
+        # after the warm imports: the root exposes the directories of every shared library loaded by now
+        self.root: str | None = None
+        self.exe = sys.executable
+        self.fs_error = None if self.is_root else "not root: no dedicated uid, no private root"
+        if self.is_root:
+            path = os.path.join(self.base, f"root-{os.getpid()}")
+            try:
+                self.exe = isolation.build_root(path, self.work)
+                self.root = path
+            except OSError as exc:
+                self.fs_error = f"{exc} (needs root with CAP_SYS_ADMIN, and mount(2) allowed)"
+        problems = []
+        if self.netns_error and not allow_network:
+            problems.append(f"no network namespace: {self.netns_error}; --allow-network runs jobs on this network")
+        if self.fs_error and not allow_host_files:
+            problems.append(f"no private root: {self.fs_error}; --allow-host-files lets jobs see this filesystem")
+        self.refusal = "; ".join(problems) or None
 
     def close(self) -> None:
-        """Remove the work directory and the stdlib view (the executor is about to exit)."""
+        """Remove the work directory and the root (the executor is about to exit)."""
         self._kill_leftovers()
-        shutil.rmtree(self.work, ignore_errors=True)
-        if self.stdlib_view:
-            _libc.umount2(self.stdlib_view.encode(), MNT_DETACH)
+        if self.root:
+            isolation.unmount(self.root)
             with contextlib.suppress(OSError):
-                os.rmdir(self.stdlib_view)
+                os.rmdir(self.root)
+        shutil.rmtree(self.work, ignore_errors=True)
 
     def health(self) -> dict:
-        """What isolation this slot provides."""
-        return {"ok": True, **self._isolation()}
+        """What isolation this slot provides; not ok when it refuses jobs."""
+        info = {"ok": self.refusal is None, **self._isolation()}
+        if self.refusal:
+            info["error"] = f"refusing jobs: {self.refusal}"
+        return info
 
     def _isolation(self) -> dict:
-        return {"netns": self.netns, "dedicated_uid": self.is_root, "uid": self.uid}
+        return {
+            "netns": self.netns_error is None,
+            "filesystem": "private-root" if self.root else "host",
+            "dedicated_uid": self.is_root,
+            "uid": self.uid,
+            "no_new_privs": True,
+            "cgroups": False,
+            "allow_network": self.allow_network,
+            "allow_host_files": self.allow_host_files,
+        }
 
     def run(self, job: dict) -> dict:
         """Run one job; the answer is a dict matching ``resrl.sandbox.models.Result``."""
+        if self.refusal:
+            return {"status": "infra_error", "message": f"the sandbox cannot isolate jobs, so it refuses them: "
+                    f"{self.refusal}", "tests": [], "metadata": self._isolation()}  # fmt: skip
         started = time.monotonic()
         work = self.work
         before = _mtimes()
@@ -151,14 +153,17 @@ class Executor:
         return result
 
     def _reset_work(self) -> None:
-        """Empty the slot's work directory (reused across jobs: creating and removing one costs more)."""
+        """Empty the slot's work directory and the root's scratch mounts (reused across jobs: creating and
+        removing them costs more)."""
         os.chmod(self.work, 0o700)  # the job may have locked its own directory
-        with os.scandir(self.work) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    os.unlink(entry.path)
+        dirs = [self.work, *(f"{self.root}/{d}" for d in isolation.SCRATCH)] if self.root else [self.work]
+        for d in dirs:
+            with os.scandir(d) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
 
     def _run_tests(self, job: dict, work: str) -> dict:
         tests = job.get("tests", [])
@@ -257,20 +262,23 @@ class Executor:
         rl.setrlimit(rl.RLIMIT_NOFILE, (limits["open_files"],) * 2)
         rl.setrlimit(rl.RLIMIT_CORE, (0, 0))
         rl.setrlimit(rl.RLIMIT_NPROC, (limits["processes"],) * 2)
+        tmp = work
+        if self.root:  # prepared once by the executor: per job, entering it is one chroot
+            os.chroot(self.root)
+            work, tmp = isolation.WORK, "/tmp"
         os.chdir(work)
         if self.is_root:
             os.setgroups([])
             os.setgid(self.uid)
             os.setuid(self.uid)
+        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # no setuid binary or file capability can lift the job
         os.environ.clear()
-        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"})
+        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": tmp, "LANG": "C.UTF-8"})
         # sys.stdin/stdout/stderr already wrap fds 0-2 with empty buffers; they now reach the job's pipes
         sys.argv = ["solution.py"]
+        sys.executable = self.exe
         stdlib = [p for p in sys.path if p.startswith(self.stdlib)]
         sys.path[:] = [work, *stdlib]
-
-    def _view(self, path: str) -> str:
-        return self.stdlib_view + path[len(self.stdlib) :] if path.startswith(self.stdlib) else path
 
     def _supervise(self, pid: int, limits: dict, out_r: int, err_r: int, v_r: int, token: str, t0: float) -> dict:
         cap = limits["output_bytes"]
@@ -378,8 +386,9 @@ class Executor:
 
     def _sweep(self, before: dict[str, int]) -> None:
         """Remove what the job uid left in shared writable directories (files must not outlive the job); a
-        directory whose mtime did not change got no new entry and is skipped."""
-        if not self.is_root:
+        directory whose mtime did not change got no new entry and is skipped. Inside the private root the job
+        cannot reach them."""
+        if not self.is_root or self.root:
             return
         after = _mtimes()
         for d in SWEEP_DIRS:
@@ -451,7 +460,8 @@ def _serve(reader, writer, executor: Executor) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``--stdio`` or ``--socket PATH``; ``--base DIR`` for job directories; ``--no-netns``."""
+    """Entry point: ``--stdio`` or ``--socket PATH``; ``--base DIR`` for job directories; ``--allow-network`` and
+    ``--allow-host-files`` run jobs even where the network / the filesystem cannot be isolated."""
     import argparse
 
     parser = argparse.ArgumentParser(description="resrl sandbox executor (one slot)")
@@ -459,9 +469,12 @@ def main(argv: list[str]) -> int:
     transport.add_argument("--stdio", action="store_true", help="framed requests on stdin, answers on stdout")
     transport.add_argument("--socket", help="listen on this Unix socket path")
     parser.add_argument("--base", default=os.path.join(tempfile.gettempdir(), "resrl-sandbox"))
-    parser.add_argument("--no-netns", action="store_true", help="do not enter a new network namespace")
+    parser.add_argument("--allow-network", action="store_true",
+                        help="run jobs even without a network namespace (they then share this network)")
+    parser.add_argument("--allow-host-files", action="store_true",
+                        help="run jobs even without a private root (they then see this filesystem)")
     args = parser.parse_args(argv)
-    executor = Executor(args.base, netns=not args.no_netns)
+    executor = Executor(args.base, allow_network=args.allow_network, allow_host_files=args.allow_host_files)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if args.stdio:
         reader, writer = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")

@@ -40,10 +40,10 @@ def leftover_files(sandbox: Sandbox) -> list[str]:
         uids = set(sandbox.job_uids)
         found = []
         for entry in Path(sandbox.base_dir).iterdir():
-            # each slot keeps one work directory, emptied after every job; stdlib-* are read-only mounts
+            # each slot keeps one work directory, emptied after every job; root-* are its private roots
             if entry.name.startswith("work-"):
                 found += [str(p) for p in entry.iterdir()]
-            elif not entry.name.startswith("stdlib-"):
+            elif not entry.name.startswith("root-"):
                 found.append(str(entry))
         for d in ("/tmp", "/var/tmp", "/dev/shm"):
             for entry in Path(d).iterdir():

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -82,39 +86,83 @@ def test_fd_exhaustion(sandbox):
     assert_contained(sandbox)
 
 
-def test_network_to_host_loopback(sandbox):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.2)
-    port = listener.getsockname()[1]
-    accepted: list[object] = []
+class Listeners:
+    """Listeners this test starts on this machine only: TCP on 127.0.0.1 and ::1, UDP on 127.0.0.1, an
+    abstract Unix socket (scoped to the network namespace) and a Unix socket file in /tmp. Records every
+    connection or datagram that reaches them."""
 
-    def accept() -> None:
-        with contextlib.suppress(OSError):
-            accepted.append(listener.accept())
+    def __init__(self) -> None:
+        self.reached: list[str] = []
+        self.sockets: list[socket.socket] = []
+        self.targets: dict[str, tuple] = {}
+        self.path = f"/tmp/resrl-probe-{os.getpid()}-{secrets.token_hex(4)}.sock"
+        kinds = [("tcp4", socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", 0)),
+                 ("udp4", socket.AF_INET, socket.SOCK_DGRAM, ("127.0.0.1", 0)),
+                 ("abstract", socket.AF_UNIX, socket.SOCK_STREAM, f"\0resrl-probe-{secrets.token_hex(6)}"),
+                 ("unix_file", socket.AF_UNIX, socket.SOCK_STREAM, self.path)]  # fmt: skip
+        if socket.has_ipv6:
+            kinds.append(("tcp6", socket.AF_INET6, socket.SOCK_STREAM, ("::1", 0)))
+        for name, family, kind, address in kinds:
+            sock = socket.socket(family, kind)
+            sock.bind(address)
+            if kind == socket.SOCK_STREAM:
+                sock.listen(8)
+            sock.settimeout(0.05)
+            self.sockets.append(sock)
+            self.targets[name] = (family, kind, sock.getsockname())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch)
+        self._thread.start()
 
-    thread = threading.Thread(target=accept)
-    thread.start()
-    code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\nprint('CONNECTED')\n"
-    result = run(sandbox, code)
-    thread.join()
-    listener.close()
-    assert result.status == "runtime_error"
-    assert "CONNECTED" not in result.stdout
-    assert accepted == []
-    assert_contained(sandbox)
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for sock, name in zip(self.sockets, self.targets, strict=True):
+                with contextlib.suppress(OSError):
+                    if sock.type == socket.SOCK_STREAM:
+                        sock.accept()[0].close()
+                    else:
+                        sock.recv(100)
+                    self.reached.append(name)
+
+    def probe_code(self) -> str:
+        """A job that tries every listener and prints what it reached."""
+        targets = {name: (int(f), int(k), list(a) if isinstance(a, tuple) else a)
+                   for name, (f, k, a) in self.targets.items()}  # fmt: skip
+        return (
+            f"import socket\ntargets = {targets!r}\n"
+            "print('interfaces', sorted(n for _, n in socket.if_nameindex()))\n"
+            "for name, (family, kind, address) in targets.items():\n"
+            "    address = tuple(address) if isinstance(address, list) else address\n"
+            "    try:\n        s = socket.socket(family, kind)\n        s.settimeout(2)\n"
+            "        if kind == socket.SOCK_DGRAM:\n"
+            "            s.sendto(b'x', address)\n            print('sent', name)\n"
+            "        else:\n            s.connect(address)\n            print('REACHED', name)\n"
+            "    except OSError as exc:\n        print('blocked', name, type(exc).__name__)\n"
+        )
+
+    def close(self) -> None:
+        time.sleep(0.2)  # a datagram or connection in flight is still counted
+        self._stop.set()
+        self._thread.join()
+        for sock in self.sockets:
+            sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
 
-def test_network_egress_beyond_host(sandbox):
-    code = (
-        "import socket\nfor target in [('1.1.1.1', 53), ('8.8.8.8', 443), ('deb.debian.org', 80)]:\n"
-        "    try:\n        socket.create_connection(target, timeout=2)\n        print('REACHED', target)\n"
-        "    except OSError as exc:\n        print('blocked', type(exc).__name__)\n"
-    )
-    result = run(sandbox, code)
+def test_network_reaches_no_listener_on_this_machine(sandbox):
+    listeners = Listeners()
+    try:
+        result = run(sandbox, listeners.probe_code())
+    finally:
+        listeners.close()
+    assert result.status == "passed", result.stderr
     assert "REACHED" not in result.stdout
-    assert result.stdout.count("blocked") == 3
+    for name, (_, kind, _) in listeners.targets.items():  # a datagram may leave (docker's lo is up); none arrives
+        assert f"blocked {name}" in result.stdout or (kind == socket.SOCK_DGRAM and f"sent {name}" in result.stdout)
+    assert listeners.reached == []
+    assert "interfaces ['lo']\n" in result.stdout  # an empty namespace (local) or --network none (docker)
+    assert result.metadata.get("netns") or result.metadata.get("container_network") == "none"
     assert_contained(sandbox)
 
 
@@ -130,24 +178,61 @@ def test_reading_server_environment(sandbox):
     assert_contained(sandbox)
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def test_reading_host_files(sandbox):
     secret = "host-file-secret-" + secrets.token_hex(8)
-    path = f"/tmp/resrl-attack-secret-{os.getpid()}"
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-        fh.write(secret)
+    private, public = (f"/tmp/resrl-attack-{mode:o}-{os.getpid()}" for mode in (0o600, 0o644))
+    for path, mode in ((private, 0o600), (public, 0o644)):
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as fh:
+            fh.write(secret)
+        os.chmod(path, mode)  # whatever the umask: the public one is world-readable
+    task_file = next(ROOT.glob("tasks/*/*.jsonl"))
+    own_code = [ROOT / "resrl" / "sandbox" / "executor.py", ROOT / "servers" / "sandbox" / "app.py"]
+    paths = ["/etc/shadow", private, public, "/root/.bashrc", "/proc/1/root/etc/shadow",
+             "/proc/self/environ", str(task_file), *map(str, own_code), sys.prefix + "/pyvenv.cfg"]  # fmt: skip
     try:
         code = (
-            f"for path in ['/etc/shadow', {path!r}, '/root/.bashrc', '/proc/1/root/etc/shadow']:\n"
+            f"for path in {paths!r}:\n"
             "    try:\n        print(open(path).read())\n"
             "    except OSError as exc:\n        print('blocked', exc.errno)\n"
+            f"import os\nprint('listing', sorted(os.listdir({str(ROOT)!r})))\n"
         )
         result = run(sandbox, code)
     finally:
-        os.unlink(path)
+        os.unlink(private)
+        os.unlink(public)
     assert secret not in result.stdout
     assert "root:" not in result.stdout
-    assert result.stdout.count("blocked") == 4
+    assert task_file.read_text()[:40] not in result.stdout
+    assert "def " not in result.stdout and "home = " not in result.stdout
+    assert result.stdout.count("blocked") == len(paths)
+    assert result.status == "runtime_error" and "listing" not in result.stdout  # the checkout is not there
     assert_contained(sandbox)
+
+
+def test_the_root_is_minimal_and_read_only(local_sandbox):
+    code = (
+        "import json, os, sys\nprint(json.dumps([os.listdir('/'), os.listdir('/dev'), os.listdir('/etc')]))\n"
+        "for d in ['/', '/usr', '/dev', '/etc', os.path.dirname(os.__file__)]:\n"
+        "    try:\n        open(os.path.join(d, 'x'), 'w')\n        print('WROTE', d)\n"
+        "    except OSError as exc:\n        print('denied', d)\n"
+        "open('/dev/null', 'w').write('x')\nprint(len(open('/dev/urandom', 'rb').read(16)))\n"
+        "open('/tmp/t', 'w').write('t')\nopen('/work/w', 'w').write('w')\nprint(os.getcwd())\n"
+        "import subprocess\nprint(subprocess.run([sys.executable, '-c', 'print(6 * 7)'], capture_output=True).stdout)\n"
+    )
+    result = run(local_sandbox, code)
+    assert result.status == "passed", result.stderr
+    lines = result.stdout.splitlines()
+    top, dev, etc = json.loads(lines[0])
+    assert {"tmp", "work", "dev", "etc"} <= set(top) and not {"proc", "sys", "home", "var", "run"} & set(top)
+    assert set(dev) == {"null", "zero", "random", "urandom", "shm"}
+    assert etc == ["ld.so.cache"]
+    assert "WROTE" not in result.stdout and result.stdout.count("denied") == 5
+    assert lines[-3:] == ["16", "/work", "b'42\\n'"]
+    assert result.metadata["filesystem"] == "private-root"
+    assert_contained(local_sandbox)
 
 
 def test_writing_outside_the_job_directory(sandbox):

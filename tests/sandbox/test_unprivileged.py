@@ -1,4 +1,5 @@
-"""The executor without root (no dedicated uid, no namespaces): it says so, and still leaves nothing behind.
+"""The executor without root (no dedicated uid, no namespaces): it refuses jobs and says why; with the operator's
+``--allow-network --allow-host-files`` it runs them, says so, and still leaves nothing behind.
 
 Run inside a container as ``nobody`` through the executor's own ``--stdio`` transport.
 """
@@ -23,32 +24,60 @@ PS = "import subprocess\nprint(subprocess.run(['ps', '-eo', 'pid=,comm='], captu
 
 @pytest.fixture
 def unprivileged(require_docker):
+    """Start the executor as ``nobody`` (with extra executor flags); returns its request function."""
     from resrl.sandbox.backends.docker import DEFAULT_IMAGE
 
-    cmd = ["docker", "run", "--rm", "-i", "--user", "65534", "--network", "none",
-           "-v", f"{EXECUTOR_PATH.parent}:/opt/resrl:ro", DEFAULT_IMAGE,
-           "python3", "-I", "/opt/resrl/executor.py", "--stdio"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    procs = []
 
-    def request(payload: dict) -> dict:
-        data = json.dumps(payload).encode()
-        proc.stdin.write(struct.pack(">I", len(data)) + data)
-        proc.stdin.flush()
-        (size,) = struct.unpack(">I", proc.stdout.read(4))
-        return json.loads(proc.stdout.read(size))
+    def start(*flags: str):
+        cmd = ["docker", "run", "--rm", "-i", "--user", "65534", "--network", "none",
+               "-v", f"{EXECUTOR_PATH.parent}:/opt/resrl:ro", DEFAULT_IMAGE,
+               "python3", "-I", "/opt/resrl/executor.py", "--stdio", *flags]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        procs.append(proc)
 
-    yield request
-    proc.stdin.close()
-    assert proc.wait(timeout=30) == 0
+        def request(payload: dict) -> dict:
+            data = json.dumps(payload).encode()
+            proc.stdin.write(struct.pack(">I", len(data)) + data)
+            proc.stdin.flush()
+            (size,) = struct.unpack(">I", proc.stdout.read(4))
+            return json.loads(proc.stdout.read(size))
+
+        return request
+
+    yield start
+    for proc in procs:
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
 
 
-def test_unprivileged_executor_reports_and_contains(unprivileged):
-    health = unprivileged({"op": "health"})
-    assert health == {"ok": True, "netns": False, "dedicated_uid": False, "uid": 65534}
+def test_unprivileged_executor_refuses_jobs(unprivileged):
+    request = unprivileged()
+    health = request({"op": "health"})
+    assert health["ok"] is False
+    assert (health["netns"], health["filesystem"], health["dedicated_uid"]) == (False, "host", False)
+    assert "--allow-network" in health["error"] and "--allow-host-files" in health["error"]
+    marker = "print('RAN')\nopen('/tmp/ran', 'w').write('x')\n"
+    ran = request({"op": "run", "job": {"code": marker, "tests": [], "limits": Limits(wall_s=5).model_dump()}})
+    assert ran["status"] == "infra_error"
+    assert "refuses" in ran["message"] and "no network namespace" in ran["message"]
+    assert "stdout" not in ran or "RAN" not in ran["stdout"]
+    allowed = unprivileged("--allow-network")  # the filesystem still cannot be isolated
+    refused = allowed({"op": "run", "job": {"code": marker, "tests": [], "limits": Limits(wall_s=5).model_dump()}})
+    assert refused["status"] == "infra_error" and "no private root" in refused["message"]
+    assert "no network namespace" not in refused["message"]
+
+
+def test_unprivileged_executor_with_operator_flags_reports_and_contains(unprivileged):
+    request = unprivileged("--allow-network", "--allow-host-files")
+    health = request({"op": "health"})
+    assert health["ok"] is True
+    assert (health["netns"], health["filesystem"], health["uid"]) == (False, "host", 65534)
+    assert (health["allow_network"], health["allow_host_files"]) == (True, True)
     limits = Limits(wall_s=5).model_dump()
-    ran = unprivileged({"op": "run", "job": {"code": DAEMON, "tests": [], "limits": limits}})
+    ran = request({"op": "run", "job": {"code": DAEMON, "tests": [], "limits": limits}})
     assert (ran["status"], ran["stdout"], ran["metadata"]["netns"]) == ("passed", "parent done\n", False)
-    processes = unprivileged({"op": "run", "job": {"code": PS, "tests": [], "limits": limits}})["stdout"]
+    processes = request({"op": "run", "job": {"code": PS, "tests": [], "limits": limits}})["stdout"]
     assert processes.count("python3") == 2  # the executor and this job: the daemon is gone
 
 

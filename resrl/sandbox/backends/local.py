@@ -26,15 +26,13 @@ def new_base_dir() -> str:
 class LocalSlot(Slot):
     """An executor started as ``python -I executor.py --stdio`` with an empty environment."""
 
-    def __init__(self, base_dir: str, netns: bool = True) -> None:
+    def __init__(self, base_dir: str, allow_network: bool = False, allow_host_files: bool = False) -> None:
         self.base_dir = base_dir
-        self.netns = netns
+        self.flags = ["--allow-network"] * allow_network + ["--allow-host-files"] * allow_host_files
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        cmd = [sys.executable, "-I", str(EXECUTOR_PATH), "--stdio", "--base", self.base_dir]
-        if not self.netns:
-            cmd.append("--no-netns")
+        cmd = [sys.executable, "-I", str(EXECUTOR_PATH), "--stdio", "--base", self.base_dir, *self.flags]
         # env={}: the server's own variables (tokens, URLs) must never reach a job
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={}, bufsize=0)
 
@@ -59,18 +57,25 @@ class LocalSlot(Slot):
 class LocalSandbox(PooledSandbox):
     """The default backend: ``workers`` warm fork-servers (default: the CPU count).
 
-    Each job gets its own session, an empty environment, a private directory, rlimits, a dedicated uid (when
-    run as root) and an empty network namespace (when the kernel allows it; ``health()`` and each result's
-    metadata say whether it did).
+    Each job gets its own session, an empty environment, a private work directory and ``/tmp`` in a private
+    read-only root, rlimits, a dedicated uid and an empty network namespace. Where the network or the
+    filesystem cannot be isolated (not root, no CAP_SYS_ADMIN) every job is refused with ``infra_error`` and
+    ``health()`` is not ok, unless ``allow_network`` / ``allow_host_files`` say to run jobs anyway.
     """
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, base_dir: str | None = None, netns: bool = True) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        base_dir: str | None = None,
+        allow_network: bool = False,
+        allow_host_files: bool = False,
+    ) -> None:
         super().__init__(workers or os.cpu_count() or 1)
         self.base_dir = base_dir or new_base_dir()
         for _ in range(self.workers):
-            self._add_slot(LocalSlot(self.base_dir, netns))
+            self._add_slot(LocalSlot(self.base_dir, allow_network, allow_host_files))
 
     @property
     def job_uids(self) -> list[int]:
@@ -79,8 +84,8 @@ class LocalSandbox(PooledSandbox):
 
     def close(self) -> None:
         super().close()
-        # only empty directories are left: the stdlib mount points (mounted in the executors' namespaces only)
-        for leftover in Path(self.base_dir).glob("stdlib-*"):
+        # only empty directories are left: the roots' mount points (mounted in the executors' namespaces only)
+        for leftover in Path(self.base_dir).glob("root-*"):
             with contextlib.suppress(OSError):
                 leftover.rmdir()
         with contextlib.suppress(OSError):
