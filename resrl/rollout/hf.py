@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from resrl.models.hf_api import output_cache, with_cache
 from resrl.rollout.kvstore import PrefixKVStore, assemble, extract, supports_prefix_store
 from resrl.rollout.policy import Generation, SamplingParams, per_prompt
 
@@ -117,7 +118,7 @@ class HFPolicy:
         if self._streamable is None:  # sliding-window or quantized caches cannot be sliced per row
             with torch.no_grad():
                 probe = self.model(input_ids=torch.tensor([[self.pad_id]], device=self.device), use_cache=True)
-            self._streamable = supports_prefix_store(probe.past_key_values)
+            self._streamable = supports_prefix_store(output_cache(probe))
         return HFStream(self, seed) if self._streamable else None
 
     @torch.no_grad()
@@ -152,11 +153,10 @@ class HFPolicy:
             input_ids=ids,
             attention_mask=attn,
             position_ids=pos,
-            past_key_values=cache,
-            use_cache=True,
+            **with_cache(cache),
             logits_to_keep=1,
         )
-        return out.past_key_values, attn, out.logits[:, -1, :]
+        return output_cache(out), attn, out.logits[:, -1, :]
 
     def generator(self, seed: int | None) -> torch.Generator:
         """A sampling generator: seeded, or drawn from torch's global RNG (so ``torch.manual_seed`` governs it)."""
@@ -208,11 +208,10 @@ class HFPolicy:
                 input_ids=chosen[:, None],
                 attention_mask=attn,
                 position_ids=pos,
-                past_key_values=cache,
-                use_cache=True,
+                **with_cache(cache),
                 logits_to_keep=1,
             )
-            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            cache, logits = output_cache(out), out.logits[:, -1, :]
         return [
             Generation(token_ids=t, logprobs=lp, finish_reason=r or "length")
             for t, lp, r in zip(tokens, logps, reasons, strict=True)

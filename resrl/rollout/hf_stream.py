@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from resrl.models.hf_api import output_cache, with_cache
 from resrl.rollout.hf import sample
 from resrl.rollout.kvstore import extract, select_rows, stack_rows, supports_prefix_store
 from resrl.rollout.policy import Generation, SamplingParams
@@ -142,11 +143,10 @@ class HFStream:
             input_ids=self.next[:, None],
             attention_mask=self.attn,
             position_ids=self.pos[:, None],
-            past_key_values=self.cache,
-            use_cache=True,
+            **with_cache(self.cache),
             logits_to_keep=1,
         )
-        self.cache = out.past_key_values
+        self.cache = output_cache(out)
         self.pos = self.pos + 1
         chosen, chosen_lp = sample(out.logits[:, -1, :], self.temps, self.gen)
         done, keep = self._advance(self.rows, chosen, chosen_lp, self.cache, self.attn)

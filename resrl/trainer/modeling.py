@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from resrl.models.hf_api import enable_activation_checkpointing
 from resrl.trainer.config import ModelConfig
 
 
@@ -28,7 +29,7 @@ def load_model(cfg: ModelConfig, adapter_dir: Path | None = None) -> tuple[Any, 
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(str(weights), dtype=torch.float32)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model)
     if cfg.lora is not None:
         from peft import LoraConfig, PeftModel, get_peft_model
 
