@@ -178,7 +178,7 @@ class MCPConnection:
         self._runner = None
         if runner is not None and closing is not None:
             with contextlib.suppress(Exception):
-                run_on_loop(_stop(runner, closing), 10.0)
+                run_on_loop(_stop(runner, closing, started=self._client is not None), 10.0)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -259,8 +259,10 @@ class MCPConnection:
         return "stderr unreadable"
 
 
-async def _stop(runner: asyncio.Task, closing: asyncio.Event) -> None:
+async def _stop(runner: asyncio.Task, closing: asyncio.Event, *, started: bool) -> None:
     closing.set()
+    if not started:  # still in the handshake: nothing to close politely (the SDK's process cleanup is shielded)
+        runner.cancel()
     try:
         await asyncio.wait_for(asyncio.shield(runner), 8.0)
     except (TimeoutError, asyncio.CancelledError):
