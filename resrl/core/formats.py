@@ -1,16 +1,22 @@
 """Tool-call formats: parse an assistant turn into calls and render calls back into text.
 
-Three families: Hermes/Qwen ``<tool_call>{json}</tool_call>``, OpenAI structured ``tool_calls`` and pythonic
-call lists ``[f(a=1), g(b="x")]``. Pythonic lists are parsed with :mod:`ast` and literal evaluation only: model
-output is never executed.
+Five families: Hermes/Qwen ``<tool_call>{json}</tool_call>``, OpenAI structured ``tool_calls``, pythonic call
+lists ``[f(a=1), g(b="x")]`` (Llama 3.2/4), Llama 3.1's bare ``{"name": ..., "parameters": {...}}`` (optionally
+after ``<|python_tag|>``) and Mistral's ``[TOOL_CALLS] [...]`` with 9-character alphanumeric call ids. Pythonic
+lists are parsed with :mod:`ast` and literal evaluation only: model output is never executed.
+
+``tool_format="auto"`` is resolved against a tokenizer's chat template by
+:func:`resrl.rollout.chat.resolve_tool_format` (it renders a probe call and asks each format to read it back).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import keyword
 import re
+import string
 from typing import Any, Protocol
 
 from resrl.core.messages import Message, ParsedAction, ToolCall, assistant_message
@@ -174,6 +180,118 @@ class PythonicFormat:
         return content
 
 
+def _template_json(obj: Any) -> str:
+    """JSON as the chat templates' ``tojson`` writes it (Hugging Face's filter keeps non-ASCII characters)."""
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _json_objects(text: str, where: str) -> list[Any]:
+    """The JSON values in ``text``, one after another, separated by whitespace or ``;``."""
+    decoder = json.JSONDecoder()
+    values, i = [], 0
+    while True:
+        while i < len(text) and (text[i].isspace() or text[i] == ";"):
+            i += 1
+        if i >= len(text):
+            return values
+        try:
+            value, i = decoder.raw_decode(text, i)
+        except json.JSONDecodeError as exc:
+            snippet = text[i : i + 80]
+            raise ToolCallParseError("bad_json", f"{where} is not valid JSON: {exc.msg} ({snippet!r})") from exc
+        values.append(value)
+
+
+class Llama3JsonFormat:
+    """A bare ``{"name": ..., "parameters": {...}}`` turn (Llama 3.1/3.3), optionally after ``<|python_tag|>``;
+    several calls are separated by ``;``. Tool results go back as role ``ipython`` (the template's own choice)."""
+
+    name = "llama3_json"
+    python_tag = "<|python_tag|>"
+    _call_start = re.compile(r'^\s*\{\s*"name"\s*:')
+
+    def parse(self, action: str | Message) -> ParsedAction:
+        text = _text_of(action)
+        tagged = self.python_tag in text
+        if tagged:
+            content, _, body = text.partition(self.python_tag)
+        elif self._call_start.match(text):
+            content, body = "", text
+        else:
+            return ParsedAction(content=text.strip())
+        calls = []
+        for obj in _json_objects(body.strip(), "the tool call"):
+            items = obj if isinstance(obj, list) else [obj]
+            calls.extend(_call_from_obj(item) for item in items)
+        if not calls:
+            raise ToolCallParseError("bad_call", f"{self.python_tag} is not followed by a call")
+        return ParsedAction(content=content.strip(), tool_calls=calls)
+
+    def render(self, content: str, calls: list[ToolCall]) -> str:
+        # the template's own rendering of a call: name first, then "parameters"
+        body = "; ".join(_template_json({"name": c.name, "parameters": c.arguments}) for c in calls)
+        return "\n".join(part for part in (content, body) if part)
+
+    def render_response(self, content: str) -> str:
+        return _template_json({"output": content})
+
+
+MISTRAL_ID_LENGTH = 9
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def mistral_call_id(*parts: object) -> str:
+    """A 9-character alphanumeric tool-call id (what Mistral templates require), derived from ``parts``."""
+    digest = int.from_bytes(hashlib.sha256(repr(parts).encode()).digest(), "big")
+    out = []
+    for _ in range(MISTRAL_ID_LENGTH):
+        digest, k = divmod(digest, len(_ID_ALPHABET))
+        out.append(_ID_ALPHABET[k])
+    return "".join(out)
+
+
+def valid_mistral_id(value: object) -> bool:
+    """Whether ``value`` is a 9-character alphanumeric string."""
+    return isinstance(value, str) and len(value) == MISTRAL_ID_LENGTH and value.isascii() and value.isalnum()
+
+
+class MistralFormat:
+    """``[TOOL_CALLS] [{"name": ..., "arguments": {...}, "id": "a1B2c3D4e"}]`` (Mistral). A call whose id is
+    missing or not 9 alphanumerics gets one derived from its position and content, so its result can be shown
+    with the id the template requires."""
+
+    name = "mistral"
+    tag = "[TOOL_CALLS]"
+
+    def parse(self, action: str | Message) -> ParsedAction:
+        text = _text_of(action)
+        if self.tag not in text:
+            return ParsedAction(content=text.strip())
+        content, _, body = text.partition(self.tag)
+        values = _json_objects(body.strip(), "the [TOOL_CALLS] list")
+        items = [item for v in values for item in (v if isinstance(v, list) else [v])]
+        if not items:
+            raise ToolCallParseError("bad_call", "[TOOL_CALLS] is not followed by a call")
+        calls = []
+        for i, item in enumerate(items):
+            call = _call_from_obj(item)
+            given = item.get("id")
+            call.id = given if valid_mistral_id(given) else mistral_call_id(i, call.name, call.arguments)
+            calls.append(call)
+        return ParsedAction(content=content.strip(), tool_calls=calls)
+
+    def render(self, content: str, calls: list[ToolCall]) -> str:
+        items = []
+        for i, c in enumerate(calls):
+            cid = c.id if valid_mistral_id(c.id) else mistral_call_id(i, c.name, c.arguments)
+            items.append(_template_json({"name": c.name, "arguments": c.arguments})[:-1] + f', "id": "{cid}"}}')
+        body = f"{self.tag} [" + ", ".join(items) + "]" if calls else ""
+        return "".join(part for part in (content, body) if part)
+
+    def render_response(self, content: str) -> str:
+        return content
+
+
 def _dotted_name(node: ast.expr) -> str:
     if isinstance(node, ast.Name):
         return node.id
@@ -189,15 +307,23 @@ def _text_of(action: str | Message) -> str:
     return content if isinstance(content, str) else ""
 
 
-FORMATS: dict[str, ToolCallFormat] = {f.name: f for f in (HermesFormat(), OpenAIFormat(), PythonicFormat())}
+FORMATS: dict[str, ToolCallFormat] = {
+    f.name: f for f in (HermesFormat(), OpenAIFormat(), PythonicFormat(), Llama3JsonFormat(), MistralFormat())
+}
+AUTO = "auto"
 
 
 def get_format(name: str) -> ToolCallFormat:
-    """The format called ``name`` (``hermes``, ``openai`` or ``pythonic``)."""
+    """The format called ``name`` (``hermes``, ``openai``, ``pythonic``, ``llama3_json`` or ``mistral``)."""
+    if name == AUTO:
+        raise ValueError(
+            "tool_format='auto' must be resolved against the policy's tokenizer first "
+            "(resrl.rollout.chat.resolve_tool_format); an env needs a concrete format"
+        )
     try:
         return FORMATS[name]
     except KeyError:
-        raise ValueError(f"unknown tool-call format {name!r}; choose one of {sorted(FORMATS)}") from None
+        raise ValueError(f"unknown tool-call format {name!r}; choose one of {sorted(FORMATS)} or 'auto'") from None
 
 
 def parse_action(action: str | Message, fmt: ToolCallFormat) -> ParsedAction:

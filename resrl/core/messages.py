@@ -46,6 +46,23 @@ def assistant_message(content: str, tool_calls: list[ToolCall] | None = None) ->
     return message
 
 
+def chat_template_message(content: str, tool_calls: list[ToolCall] | None = None) -> Message:
+    """An assistant message as chat templates expect it: ``arguments`` as an object (templates apply ``tojson``
+    to them), each call's ``id`` kept, and no ``tool_calls`` key at all when there are no calls (some templates
+    test for the key, not its value)."""
+    message: Message = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id or f"call_{i}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for i, call in enumerate(tool_calls)
+        ]
+    return message
+
+
 def tool_message(content: str, *, name: str, tool_call_id: str | None = None) -> Message:
     """A tool result message in OpenAI form."""
     message: Message = {"role": "tool", "name": name, "content": content}

@@ -1,6 +1,6 @@
 """Rollouts: policy backends (hf, vllm, openai), the multi-turn collector, and token-exact chat encoding."""
 
-from resrl.rollout.chat import ChatCodec, TemplateError, encode_episode
+from resrl.rollout.chat import ChatCodec, TemplateError, encode_episode, resolve_tool_format
 from resrl.rollout.collector import Collector
 from resrl.rollout.policy import Generation, Policy, SamplingParams, load_policy
 from resrl.rollout.trajectory import Trajectory
@@ -20,10 +20,10 @@ def __getattr__(name: str):
         from resrl.rollout.openai_server import OpenAIPolicy
 
         return OpenAIPolicy
-    if name == "ScriptedPolicy":
-        from resrl.rollout.scripted import ScriptedPolicy
+    if name in ("ScriptedPolicy", "GoldPolicy"):
+        from resrl.rollout import scripted
 
-        return ScriptedPolicy
+        return getattr(scripted, name)
     raise AttributeError(f"module 'resrl.rollout' has no attribute {name!r}")
 
 
@@ -31,6 +31,7 @@ __all__ = [
     "ChatCodec",
     "Collector",
     "Generation",
+    "GoldPolicy",
     "HFPolicy",
     "OpenAIPolicy",
     "Policy",
@@ -41,5 +42,6 @@ __all__ = [
     "VLLMPolicy",
     "encode_episode",
     "load_policy",
+    "resolve_tool_format",
     "score_logprobs",
 ]

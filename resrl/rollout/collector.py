@@ -8,8 +8,14 @@ Every episode is an explicit state machine:
 
 and DONE with a ``finish_reason``: ``stop`` (env terminated), ``max_turns`` (our turn cap or the env's
 truncation), ``length`` (token budget or a turn cut at ``max_new_tokens_per_turn``), ``timeout`` or
-``error``. Faults that are ours (env crash, env-reported ``infra_error``, timeout, engine failure) set
-``infra_error`` so the trainer drops the episode instead of scoring it 0.
+``error``. Faults that are ours (env crash, env-reported ``infra_error``, timeout, engine failure, a chat
+template or tokenizer raising on one episode's messages) set ``infra_error`` so the trainer drops the episode
+instead of scoring it 0; the other episodes of the batch complete. A template that cannot be used at all is
+refused when the collector is built, before any episode.
+
+Assistant turns are recorded in ``messages`` as the chat template expects them: the turn's text parsed by the
+tool-call format into content and structured ``tool_calls`` (with the ids the env answered), so the template
+renders the recorded conversation natively.
 
 With a policy that offers a :class:`~resrl.rollout.policy.GenerationStream` (``hf``, ``vllm``), episodes run at
 their own pace: an episode whose turn ended steps its env and rejoins the running batch while the others keep
@@ -29,9 +35,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from resrl.core.messages import Message
+from resrl.core.formats import AUTO, ToolCallParseError, get_format
+from resrl.core.messages import Message, chat_template_message
 from resrl.core.task import Task
-from resrl.rollout.chat import ChatCodec
+from resrl.rollout.chat import ChatCodec, generation_stop_ids, renders_calls_faithfully, resolve_tool_format
 from resrl.rollout.policy import Generation, Policy, SamplingParams
 from resrl.rollout.trajectory import Trajectory
 
@@ -82,6 +89,11 @@ class Collector:
     ``env`` is an env id for :func:`resrl.make`, or a factory returning any env with gymnasium
     ``reset``/``step``, plain or ``async`` (such as ``RemoteEnv`` / ``AsyncRemoteEnv``).
 
+    ``tool_format`` is ``"auto"`` (the format the tokenizer's chat template renders; the resolved name is
+    :attr:`tool_format`, so pass it to a factory's envs) or a format name. ``chat_template_kwargs`` go to every
+    rendering (``{"enable_thinking": False}`` for Qwen3). Stop tokens are the template's end-of-turn token, the
+    policy model's ``generation_config`` ``eos_token_id`` list and the tokenizer's eos.
+
     ``max_tokens`` caps the response (all turns, observations included); ``episode_timeout`` is wall-clock
     seconds per episode; env calls run in ``env_workers`` threads so slow or remote envs overlap.
 
@@ -99,7 +111,7 @@ class Collector:
         policy: Policy,
         env: str | EnvFactory,
         *,
-        tool_format: str = "hermes",
+        tool_format: str = AUTO,
         max_turns: int = 8,
         max_tokens: int = 2048,
         max_new_tokens_per_turn: int = 256,
@@ -107,6 +119,7 @@ class Collector:
         episode_timeout: float = 300.0,
         env_workers: int = 16,
         chat_template: str | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
         seed: int | None = None,
         overlap_env: bool | None = None,
         progress: bool = True,
@@ -114,14 +127,24 @@ class Collector:
         if max_turns < 1 or max_tokens < 1 or max_new_tokens_per_turn < 1:
             raise ValueError("max_turns, max_tokens and max_new_tokens_per_turn must be positive")
         self.policy = policy
+        # Up front: a template that cannot be used raises TemplateError here, naming itself and the cause.
+        self.codec = ChatCodec(
+            policy.tokenizer,
+            stop_ids=_policy_stop_ids(policy),
+            chat_template=chat_template,
+            template_kwargs=chat_template_kwargs,
+        )
+        self.tool_format = resolve_tool_format(self.codec, tool_format)
+        self.format = get_format(self.tool_format)
+        # structured tool_calls in the recorded messages only where the template renders them back as written
+        self.structured_calls = self.tool_format != "openai" and renders_calls_faithfully(self.codec, self.tool_format)
         if isinstance(env, str):
             from resrl.core.registry import make
 
-            env_id = env
-            self.env_factory: EnvFactory = lambda: make(env_id, tool_format=tool_format)
+            env_id, fmt = env, self.tool_format
+            self.env_factory: EnvFactory = lambda: make(env_id, tool_format=fmt)
         else:
             self.env_factory = env
-        self.codec = ChatCodec(policy.tokenizer, chat_template=chat_template)
         self.max_turns = max_turns
         self.max_tokens = max_tokens
         self.max_new_tokens_per_turn = max_new_tokens_per_turn
@@ -153,6 +176,10 @@ class Collector:
         pool = ThreadPoolExecutor(max_workers=self.env_workers, thread_name_prefix="resrl-env")
         try:
             self._reset_all(episodes, pool)
+            begin = getattr(self.policy, "begin_episodes", None)
+            if callable(begin):  # a scripted policy learns which task each opening prompt belongs to
+                live = [e for e in episodes if e.finish_reason is None]
+                begin(self.codec, [(e.prompt_ids, e.task, e.tools) for e in live], self.format, self.structured_calls)
             self._bar_done = 0
             self._update_bar(bar, episodes)
             opener = getattr(self.policy, "open_stream", None)
@@ -203,7 +230,10 @@ class Collector:
         e.tools = list(info.get("tools") or e.task.tools)
         e.env_id = info.get("env_id") or e.env_id
         e.messages = list(observation)
-        e.prompt_ids = self.codec.prompt_ids(e.messages, e.tools)
+        try:
+            e.prompt_ids = self.codec.prompt_ids(e.messages, e.tools)
+        except Exception as exc:  # this episode's messages broke the template or tokenizer: ours, not the model's
+            self._template_failed(e, exc)
 
     def _next_seed(self) -> int | None:
         self._round += 1
@@ -222,7 +252,7 @@ class Collector:
     def _take(self, e: _Episode, g: Generation) -> None:
         """GENERATE → STEP: record the turn's tokens."""
         e.extend(list(g.token_ids), policy_logprobs=list(g.logprobs))
-        e.messages.append({"role": "assistant", "content": self.codec.decode_turn(list(g.token_ids))})
+        e.messages.append(self._assistant_message(self.codec.decode_turn(list(g.token_ids))))
         if g.finish_reason == "length" or not g.token_ids or g.token_ids[-1] not in self.codec.stop_ids:
             e.finish("length")
 
@@ -243,8 +273,13 @@ class Collector:
             e.finish("max_turns")
         else:
             observation = list(observation)
+            _answer_ids(e.messages[-1], observation)
             e.messages += observation
-            between = self.codec.turn_suffix(e.tools) + self.codec.observation_ids(observation, e.tools)
+            try:
+                between = self.codec.turn_suffix(e.tools) + self.codec.observation_ids(observation, e.tools)
+            except Exception as exc:  # this episode's messages broke the template or tokenizer
+                self._template_failed(e, exc)
+                return
             if len(e.response_ids) + len(between) >= self.max_tokens:
                 e.finish("length")
             else:
@@ -252,8 +287,26 @@ class Collector:
         if e.finish_reason is None and time.monotonic() > e.deadline:
             e.finish("timeout", f"episode exceeded {self.episode_timeout:.0f}s")
 
+    def _assistant_message(self, text: str) -> Message:
+        """A generated turn as the template expects it: content and structured calls where the format reads
+        calls, the raw text otherwise (the env reads the raw text either way)."""
+        try:
+            parsed = self.format.parse(text) if self.structured_calls else None
+        except ToolCallParseError:
+            parsed = None
+        if parsed is None or not parsed.tool_calls:
+            return {"role": "assistant", "content": text}
+        message = chat_template_message(parsed.content, parsed.tool_calls)
+        message["raw_text"] = text  # what the model wrote, which the env is given
+        return message
+
+    def _template_failed(self, e: _Episode, exc: Exception) -> None:
+        log.warning("chat template failed for task %s: %s: %s", e.task.id, type(exc).__name__, exc)
+        e.finish("error", f"chat template or tokenizer failed: {type(exc).__name__}: {exc}")
+
     def _start_step(self, e: _Episode, pool: ThreadPoolExecutor) -> Future:
-        action = e.messages[-1]["content"]
+        last = e.messages[-1]
+        action = last.get("raw_text", last["content"])
         if getattr(e.env, "fast_step", False) is True and not inspect.iscoroutinefunction(e.env.step):
             # the env promises a step of pure computation (see ChatEnv.fast_step): a thread hop costs more
             done: Future = Future()
@@ -408,9 +461,30 @@ class Collector:
             group_id=e.task.id,
             env_id=e.env_id,
             task_id=e.task.id,
-            messages=e.messages,
-            metadata={"sample": e.sample, "temperature": self.temperature},
+            messages=[{k: v for k, v in m.items() if k != "raw_text"} for m in e.messages],
+            metadata={"sample": e.sample, "temperature": self.temperature, "tool_format": self.tool_format},
         )
+
+
+def _policy_stop_ids(policy: Policy) -> list[int]:
+    """Stop tokens the policy's model declares (its ``generation_config``), if it has any."""
+    declared = getattr(policy, "stop_ids", None)
+    if declared:
+        return list(declared)
+    model = getattr(policy, "model", None)
+    if model is not None and not isinstance(model, str):
+        return generation_stop_ids(model)
+    path = getattr(policy.tokenizer, "name_or_path", "")
+    return generation_stop_ids(path) if path else []
+
+
+def _answer_ids(assistant: Message, observation: list[Message]) -> None:
+    """Give the turn's calls the ids the env answered them with (in order), where the model wrote none."""
+    calls = assistant.get("tool_calls") or []
+    answers = [m.get("tool_call_id") for m in observation if m.get("role") == "tool"]
+    for i, (call, answer) in enumerate(zip(calls, answers, strict=False)):
+        if answer and call.get("id") == f"call_{i}":
+            call["id"] = answer
 
 
 async def _awaited(awaitable: Any) -> Any:

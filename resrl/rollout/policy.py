@@ -1,4 +1,5 @@
-"""The policy interface every backend implements, and ``load_policy("hf:PATH" | "vllm:PATH" | "openai:URL")``.
+"""The policy interface every backend implements, and ``load_policy("hf:PATH" | "vllm:PATH" | "openai:URL" |
+"gold:PATH")`` (gold: each task's gold solution, played with the tokenizer at PATH).
 
 A policy takes token ids and returns token ids: prompts are never re-tokenized, and the generated ids come
 back exactly as sampled, with the log-probability of each under the sampling temperature and no other logits
@@ -88,10 +89,11 @@ def per_prompt(sampling: SamplingParams | Sequence[SamplingParams], n: int) -> l
 
 
 def load_policy(spec: str, **kwargs: Any) -> Policy:
-    """A policy from ``hf:PATH``, ``vllm:PATH`` or ``openai:URL`` (``URL`` is the server's ``/v1`` base)."""
+    """A policy from ``hf:PATH``, ``vllm:PATH``, ``openai:URL`` (``URL`` is the server's ``/v1`` base) or
+    ``gold:PATH`` (gold solutions played with the tokenizer at ``PATH``)."""
     kind, sep, target = spec.partition(":")
     if not sep or not target:
-        raise ValueError(f"policy spec {spec!r} must look like hf:PATH, vllm:PATH or openai:URL")
+        raise ValueError(f"policy spec {spec!r} must look like hf:PATH, vllm:PATH, openai:URL or gold:PATH")
     if kind == "hf":
         from resrl.rollout.hf import HFPolicy
 
@@ -104,4 +106,8 @@ def load_policy(spec: str, **kwargs: Any) -> Policy:
         from resrl.rollout.openai_server import OpenAIPolicy
 
         return OpenAIPolicy(target, **kwargs)
-    raise ValueError(f"unknown policy backend {kind!r} in {spec!r}; choose hf, vllm or openai")
+    if kind == "gold":
+        from resrl.rollout.scripted import GoldPolicy
+
+        return GoldPolicy.from_pretrained(target)
+    raise ValueError(f"unknown policy backend {kind!r} in {spec!r}; choose hf, vllm, openai or gold")

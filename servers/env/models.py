@@ -53,7 +53,7 @@ class EnvOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tool_format: Literal["hermes", "openai", "pythonic"] | None = None
+    tool_format: Literal["hermes", "openai", "pythonic", "llama3_json", "mistral"] | None = None
     max_steps: int | None = Field(None, ge=1, le=10_000)
 
     def kwargs(self) -> dict[str, Any]:

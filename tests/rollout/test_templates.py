@@ -120,9 +120,9 @@ def test_think_template_trains_what_the_model_saw(tokenizers):
 def test_prefix_instability_is_reported(tokenizers):
     tok = tokenizers["chatml"]
     bad = "{% for m in messages %}{{ m.content }}{% endfor %}{{ eos_token }}"
-    codec = ChatCodec(tok, chat_template=bad)
+    # refused when the codec is built (before any episode), not when the first observation comes
     with pytest.raises(TemplateError, match=r"prefix-stable"):
-        codec.observation_ids([{"role": "tool", "content": "x"}])
+        ChatCodec(tok, chat_template=bad)
 
 
 def test_tool_sets_are_cached_apart(tokenizers):
