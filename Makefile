@@ -38,6 +38,7 @@ bench: setup
 	$(PY) benchmarks/sandbox.py
 	$(PY) benchmarks/rollout.py
 	$(PY) benchmarks/resrl_weights.py
+	$(PY) benchmarks/mcp.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info runs

@@ -238,6 +238,7 @@ class MCPEndpoint:
         episode = self.episodes.pop(key, None)
         if episode is None:
             return False
-        if not episode.done:
-            await self.manager.close(episode.session_id)
+        if episode.done:
+            return False
+        await self.manager.close(episode.session_id)
         return True
