@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
 from resrl.algos.subspace import LN_EPS, PcaMode, positive_subspace
+from resrl.metrics import resrl_coverage
 
-_HIST_BINS = 10
 _FLAT_TOL = 1e-5
 
 
@@ -109,8 +109,8 @@ def resrl_weights_packed(
 
     Returns:
         ``(weights, stats)``: (N,) weights — 1 for tokens of positive rollouts and of skipped groups, in
-        [min_weight, 1] for negative tokens — and coverage statistics: plain Python numbers, plus
-        ``negative_weights``, the (M,) weights of the weighted negative tokens (a tensor, for histograms).
+        [min_weight, 1] for negative tokens — and the coverage statistics of
+        :func:`resrl.metrics.resrl_coverage`.
     """
     if tokens.dim() != 2:
         raise ValueError(f"tokens must be (N, H), got shape {tuple(tokens.shape)}")
@@ -135,9 +135,8 @@ def _weights(
     pos_table, pos_valid, n_pos = _pad_by_group(pos_idx, tok_group[pos_idx], n_groups)
     neg_table, neg_valid, n_neg = _pad_by_group(neg_idx, tok_group[neg_idx], n_groups)
     eligible = (n_pos > 0) & (n_neg > 0)
-    stats = _base_stats(n_pos, n_neg, eligible, n_tok)
     if not bool(eligible.any()):
-        return weights, stats | _weight_stats(weights.new_zeros(0), p.min_weight)
+        return weights, resrl_coverage(n_pos, n_neg, n_tok, weights.new_zeros(0), p.min_weight)
 
     # Only eligible groups go through the linear algebra.
     keep = torch.nonzero(eligible).squeeze(1)
@@ -152,7 +151,7 @@ def _weights(
     residual = _residual_energy(_gather(source, index, neg_table, buffer), mean, basis)
     group_w = _quantile_map(residual, neg_valid, p.q_low, p.q_high, p.min_weight)
     weights[neg_table[neg_valid]] = group_w[neg_valid]
-    return weights, stats | _weight_stats(group_w[neg_valid], p.min_weight)
+    return weights, resrl_coverage(n_pos, n_neg, n_tok, group_w[neg_valid], p.min_weight)
 
 
 def _work_dtype(source: Tensor) -> torch.dtype:
@@ -202,29 +201,6 @@ def _quantile_map(residual: Tensor, valid: Tensor, q_low: float, q_high: float, 
     frac = torch.clamp((residual - lo) / torch.where(flat, torch.ones_like(span), span), 0.0, 1.0)
     frac = torch.where(flat, torch.full_like(frac, 0.5), frac)
     return min_weight + (1.0 - min_weight) * frac
-
-
-def _base_stats(n_pos: Tensor, n_neg: Tensor, eligible: Tensor, n_tok: int) -> dict[str, Any]:
-    no_pos = n_pos == 0
-    weighted = int(n_neg[eligible].sum())
-    return {
-        "groups": int(n_pos.numel()),
-        "groups_used": int(eligible.sum()),
-        "groups_skipped_no_positive": int(no_pos.sum()),
-        "groups_skipped_no_negative": int(((n_neg == 0) & ~no_pos).sum()),
-        "weighted_tokens": weighted,
-        "weighted_token_share": weighted / n_tok if n_tok else 0.0,
-    }
-
-
-def _weight_stats(w: Tensor, min_weight: float) -> dict[str, Any]:
-    hist = torch.histc(w.float(), bins=_HIST_BINS, min=min_weight, max=1.0) if w.numel() else None
-    return {
-        "negative_weights": w.detach(),
-        "weight_mean": float(w.mean()) if w.numel() else 1.0,
-        "weight_hist": [int(c) for c in hist] if hist is not None else [0] * _HIST_BINS,
-        "weight_hist_edges": torch.linspace(min_weight, 1.0, _HIST_BINS + 1).tolist(),
-    }
 
 
 def _check_args(source: Tensor, index: Tensor, rows: Tensor, group_ids: Tensor, positive: Tensor) -> None:

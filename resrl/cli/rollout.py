@@ -47,7 +47,7 @@ def _rollout(args: argparse.Namespace) -> int:
 
     from resrl.core.registry import make
     from resrl.core.task import read_jsonl
-    from resrl.metrics import summarize
+    from resrl.metrics import score
     from resrl.rollout import Collector, load_policy
 
     for module in args.imports:
@@ -84,7 +84,7 @@ def _rollout(args: argparse.Namespace) -> int:
     with out.open("w", encoding="utf-8") as fh:
         for t in trajectories:
             fh.write(t.model_dump_json() + "\n")
-    summary = summarize(trajectories, args.threshold)
+    summary = score(trajectories, args.n, args.threshold)
     print(f"wrote {len(trajectories)} trajectories to {out}")
     print(json.dumps(summary, indent=2))
     return 0

@@ -19,12 +19,12 @@ from rich.progress import Progress
 
 from resrl.algos import HiddenCapture, policy_loss, token_advantages
 from resrl.core.task import Task
+from resrl.metrics import distinct_n, mean_entropy, outcomes, score
 from resrl.rollout.trajectory import Trajectory
 from resrl.trainer.batch import TokenBatch, collate, token_logprobs
 from resrl.trainer.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
 from resrl.trainer.config import Config
 from resrl.trainer.engine import RolloutEngine
-from resrl.trainer.evaluate import score_groups
 from resrl.trainer.logs import RunLogger
 from resrl.trainer.modeling import load_model, trainable_parameters
 
@@ -89,6 +89,7 @@ class Trainer:
         self.algo = cfg.algo.model_copy(update=window)
         self.last_batch: TokenBatch | None = None
         self.last_advantages: torch.Tensor | None = None
+        self.last_eval_trajectories: list[Trajectory] = []
         self.ref_model = None
         if cfg.algo.kl_coef > 0 and cfg.model.lora is None:
             self.ref_model, _ = load_model(cfg.model.model_copy(update={"lora": None}))
@@ -152,8 +153,10 @@ class Trainer:
         seed_everything(cfg.train.seed, step)
         trajectories = self.engine.collect(self._pick_tasks(step), cfg.rollout.n, cfg.rollout.temperature)
         kept = [t for t in trajectories if t.infra_error is None]
-        metrics: dict[str, Any] = {"infra_masked": len(trajectories) - len(kept)}
-        metrics.update(_rollout_metrics(trajectories, kept, algo.success_threshold, self.tokenizer))
+        # None (no usable trajectory) is left out, so the step's record holds numbers only.
+        counts = outcomes(trajectories, algo.success_threshold)
+        metrics: dict[str, Any] = {k: v for k, v in counts.items() if v is not None}
+        metrics.update(_rollout_metrics(kept, self.tokenizer))
         if cfg.train.filter_groups:
             kept = _mixed_groups(kept, algo.success_threshold)
             metrics["groups_trained"] = len({t.group_id for t in kept})
@@ -166,7 +169,7 @@ class Trainer:
         # Length scaling of positives happens inside, counting masked (policy) tokens only.
         advantages, stats = token_advantages(algo, batch.rewards, batch.group_ids, batch.mask, hidden)
         self.last_batch, self.last_advantages = batch, advantages
-        metrics["token_entropy"] = float((entropy * batch.mask).sum() / batch.mask.sum().clamp(min=1))
+        metrics["token_entropy"] = mean_entropy(entropy, batch.mask)
         histograms = {}
         if "resrl/negative_weights" in stats:  # the weights themselves, not the advantages they scale
             histograms["resrl_weight"] = stats.pop("resrl/negative_weights").cpu().numpy()
@@ -280,22 +283,18 @@ class Trainer:
         torch.set_rng_state(state[0])
         random.setstate(state[1])
         np.random.set_state(state[2])
-        result = score_groups(trajectories, cfg.train.eval_k, cfg.algo.success_threshold)
+        self.last_eval_trajectories = trajectories
+        result = score(trajectories, cfg.train.eval_k, cfg.algo.success_threshold)
         self.logger.write("eval", step, result)
         return result
 
 
-def _rollout_metrics(all_trajs: list[Trajectory], kept: list[Trajectory], threshold: float, tokenizer) -> dict:
-    from resrl.metrics import distinct_n
-
+def _rollout_metrics(kept: list[Trajectory], tokenizer) -> dict:
+    """Length, turns and distinct-2 of the usable trajectories (their outcomes come from resrl.metrics)."""
     if not kept:
-        return {"trajectories": len(all_trajs)}
-    rewards = [t.reward for t in kept]
+        return {}
     texts = [tokenizer.decode([tok for tok, m in zip(t.response_ids, t.loss_mask, strict=True) if m]) for t in kept]
     return {
-        "trajectories": len(all_trajs),
-        "reward_mean": sum(rewards) / len(rewards),
-        "success_rate": sum(r >= threshold for r in rewards) / len(rewards),
         "policy_tokens_mean": sum(t.n_policy_tokens for t in kept) / len(kept),
         "turns_mean": sum(t.turns for t in kept) / len(kept),
         "distinct_2": distinct_n(texts, 2),

@@ -66,8 +66,8 @@ def test_rollout_command_writes_trajectories_and_scores(trained_dir, tmp_path):
     assert len(trajs) == 6 and len({t.group_id for t in trajs}) == 3
     summary = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert summary["episodes"] == 6
-    assert {"success_rate", "avg@2", "pass@1", "pass@2"} <= set(summary)
-    assert 0.0 <= summary["pass@1"] <= summary["pass@2"] <= 1.0
+    assert {"success_rate", "avg_at_k", "pass_at_k/1", "pass_at_k/2", "pass_hat_k/2"} <= set(summary)
+    assert 0.0 <= summary["pass_at_k/1"] <= summary["pass_at_k/2"] <= 1.0
 
 
 def test_rollout_command_reports_bad_policy_spec(tmp_path, capsys):

@@ -107,9 +107,9 @@ def test_infra_errors_are_masked_not_scored(warm_model, tmp_path):
     trainer = Trainer(cfg)
     metrics = trainer.train_step(1)
     tasks, n = cfg.train.tasks_per_step, cfg.rollout.n
-    assert metrics["infra_masked"] == tasks  # the sample with seed 0 of every group crashed
+    assert metrics["infra_errors"] == tasks  # the sample with seed 0 of every group crashed
     assert len(trainer.last_batch) == tasks * (n - 1)
-    assert metrics["trajectories"] == tasks * n
+    assert metrics["episodes"] == tasks * n
     trainer.close()
 
 
