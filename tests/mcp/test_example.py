@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from resrl.cli import main
 
-ENV_FILE = Path(__file__).resolve().parents[2] / "examples" / "mcp_tickets" / "env.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mcp_tickets"
+ENV_FILE = EXAMPLE / "env.yaml"
 
 
+@pytest.mark.slow
 def test_envs_check_passes_for_the_example(capsys):
     assert main(["envs", "check", "mcp/tickets", "--env-file", str(ENV_FILE), "--tasks", "1"]) == 0
     out = capsys.readouterr().out
@@ -26,3 +31,13 @@ def test_example_tasks_are_seeded_and_train_test_disjoint():
     assert {t.prompt for t in train}.isdisjoint({t.prompt for t in test})
     titles = {t["title"] for s in train for t in s.arguments["tickets"]}
     assert titles.isdisjoint({t["title"] for s in test for t in s.arguments["tickets"]})
+
+
+def test_env_file_reaches_list_and_the_training_config(capsys):
+    assert main(["envs", "list", "mcp/*", "--json", "--env-file", str(ENV_FILE)]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["id"] == "mcp/tickets" and listed["multi_turn"] and "mcp" in listed["tags"]
+    config = str(EXAMPLE / "train.yaml")
+    assert main(["train", config, "train.steps=2", "--print-config", "--env-file", str(ENV_FILE)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["data"]["envs"] == ["mcp/tickets"] and printed["train"]["steps"] == 2 and printed["sft"]["enabled"]
