@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,14 +46,21 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> N
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-@pytest.fixture(scope="session")
-def http_url() -> Iterator[str]:
-    """The counter server over streamable HTTP on loopback, for the whole session."""
+@contextmanager
+def http_server() -> Iterator[tuple[str, subprocess.Popen]]:
+    """The counter server over streamable HTTP on a free loopback port: its URL and process."""
     port = free_port()
     proc = subprocess.Popen([*STDIO, "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/mcp", proc
     finally:
         proc.kill()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def http_url() -> Iterator[str]:
+    """The counter server over streamable HTTP, shared by the session's tests."""
+    with http_server() as (url, _):
+        yield url

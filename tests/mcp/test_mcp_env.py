@@ -9,7 +9,7 @@ import pytest
 
 import resrl
 from resrl_envs.mcp import MCPInfraError, Transcript
-from tests.mcp.conftest import STDIO, TASKS, fresh_id
+from tests.mcp.conftest import STDIO, TASKS, fresh_id, http_server
 
 _REGISTERED: dict[tuple, str] = {}
 
@@ -130,6 +130,21 @@ def test_a_server_killed_mid_episode_is_an_infra_error():
             env.step(_call("add", n=1))
     finally:
         env.close()
+
+
+def test_an_http_server_killed_mid_episode_is_an_infra_error():
+    with http_server() as (url, proc):
+        env = _counter_env(url=url, timeout_s=5.0)
+        try:
+            env.reset(options={"task": _task(env)})
+            assert env.step(_call("add", n=1))[0][0]["content"] == "6"
+            proc.kill()
+            proc.wait(10)
+            _, reward, terminated, truncated, info = env.step(_call("add", n=1))
+            assert truncated and not terminated and reward == 0.0
+            assert info["infra_error"].split(":")[0] in ("mcp crash", "mcp protocol", "mcp timeout")
+        finally:
+            env.close()
 
 
 def gym_reset_needed():
