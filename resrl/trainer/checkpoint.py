@@ -3,12 +3,18 @@
 A checkpoint folder ``<out_dir>/checkpoints/step_000012/`` holds ``model/`` (weights and tokenizer, or the LoRA
 adapter), ``optimizer.pt``, ``rng.pt`` and ``state.json``. Everything needed to continue a run bit-for-bit on
 the same machine: the loop re-seeds from (seed, step) as well, so a resumed run samples what the straight run did.
+
+A checkpoint is written in ``.tmp_step_…``, flushed to disk (``fsync`` of every file and folder) and only then
+renamed into place, so a run killed at any moment (``kill -9``, power loss) leaves its last checkpoint whole:
+at most the step in flight is lost. Old checkpoints are renamed away before they are deleted, so a
+half-deleted one never looks complete either.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 from pathlib import Path
@@ -20,6 +26,7 @@ import torch
 log = logging.getLogger("resrl.trainer.checkpoint")
 
 _PREFIX = "step_"
+_SCRATCH = (".tmp_", ".old_", ".del_")  # a checkpoint being written, replaced, or deleted
 
 
 def rng_state() -> dict[str, Any]:
@@ -43,23 +50,50 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int = 2,
 ) -> Path:
-    """Write the checkpoint of ``step`` atomically (to a temp folder, then renamed); keep the last ``keep``."""
+    """Write the checkpoint of ``step`` atomically (a temp folder, synced, then renamed); keep the last ``keep``."""
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
     root = Path(out_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{_PREFIX}{step:06d}"
-    tmp = root / f".tmp_{_PREFIX}{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    for scratch in root.iterdir():  # what a run killed while saving or pruning left behind
+        if scratch.name.startswith(_SCRATCH):
+            shutil.rmtree(scratch, ignore_errors=True)
+    name = f"{_PREFIX}{step:06d}"
+    final, tmp = root / name, root / f".tmp_{name}"
     model.save_pretrained(tmp / "model", safe_serialization=True)
     tokenizer.save_pretrained(tmp / "model")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(rng_state(), tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=1), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
+    _sync_tree(tmp)
+    if final.exists():  # the same step again: the old copy stays whole until the new one is in place
+        final.rename(root / f".old_{name}")
     tmp.rename(final)
+    _sync_dir(root)
     for old in list_checkpoints(out_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        doomed = root / f".del_{old.name}"
+        old.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    shutil.rmtree(root / f".old_{name}", ignore_errors=True)
     log.info("checkpoint step=%d path=%s", step, final)
     return final
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_tree(top: Path) -> None:
+    """``fsync`` every file and folder under ``top`` (files first, so a synced folder names synced files)."""
+    for folder, _, files in os.walk(top, topdown=False):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        _sync_dir(Path(folder))
 
 
 def list_checkpoints(out_dir: str | Path) -> list[Path]:

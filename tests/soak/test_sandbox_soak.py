@@ -28,11 +28,11 @@ N_JOBS = int(os.environ.get("RESRL_SOAK_JOBS", "10000"))
 CHUNK = 50  # jobs per run_batch call; within the server's queue (2 workers + 64 waiting)
 SERVER_EVERY = 5  # every 5th chunk goes to the HTTP server: a fifth of the jobs
 WARM_UP = 1000  # jobs before the "warm" memory reading (allocator pools and caches fill up first)
-# Memory bounds on growth after warm-up. A leak of one kilobyte per job would add ~8 MB to an executor over the
-# ~4,000 jobs each runs here and ~2 MB to the server over its ~2,000; the bounds sit at a few times the growth
-# measured on a healthy run (docs/soak.md), below what such a leak would add.
-EXECUTOR_GROWTH_MB = 4.0
-SERVER_GROWTH_MB = 16.0
+# Memory bounds on growth after warm-up. A healthy run grows under 0.5 MiB per process (docs/soak.md). Each
+# local executor runs ~4,000 jobs after warm-up, so 2 MiB catches a leak of half a kilobyte per job; the server
+# handles ~1,800 jobs (in ~36 batch requests), so 8 MiB catches ~4.5 KB per job.
+EXECUTOR_GROWTH_MB = 2.0
+SERVER_GROWTH_MB = 8.0
 
 
 def _executors(parent: int) -> list[int]:
