@@ -98,6 +98,7 @@ class ChatCodec:
         self._layouts: dict[str, _Layout] = {}
         self._prompts: dict[str, list[int]] = {}
         self._tool_keys: dict[int, tuple[list[dict] | None, str]] = {}
+        self._content_prefix: str | None = None
         self._special = set(getattr(tokenizer, "all_special_ids", []) or [])
         self._special |= {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special}
         eot = self._layout(None).eot_id
@@ -274,6 +275,19 @@ class ChatCodec:
         if full[: len(head)] != head or not body or body[-1] not in self.stop_ids:
             raise TemplateError(f"cannot isolate an assistant turn in the rendering of {self.name}")
         return body
+
+    def message_content(self, text: str) -> str:
+        """The ``content`` that the template renders back as the generated ``text`` of a plain turn: without the
+        whitespace the template itself writes before an assistant's content (Mistral's ``" "``), which the
+        model generated after the prompt and a re-rendering would otherwise write twice."""
+        if self._content_prefix is None:
+            body = self.tokenizer.decode(
+                self.assistant_ids({"role": "assistant", "content": SENTINEL}), skip_special_tokens=False
+            )
+            lead = body[: max(body.find(SENTINEL), 0)]
+            self._content_prefix = lead if lead.isspace() else ""
+        prefix = self._content_prefix
+        return text[len(prefix) :] if prefix and text.startswith(prefix) else text
 
     def decode_turn(self, ids: list[int]) -> str:
         """The text of a generated turn, without its stop token (what the environment reads)."""

@@ -295,7 +295,7 @@ class Collector:
         except ToolCallParseError:
             parsed = None
         if parsed is None or not parsed.tool_calls:
-            return {"role": "assistant", "content": text}
+            return {"role": "assistant", "content": self.codec.message_content(text), "raw_text": text}
         message = chat_template_message(parsed.content, parsed.tool_calls)
         message["raw_text"] = text  # what the model wrote, which the env is given
         return message

@@ -52,7 +52,12 @@ class RolloutConfig(_Section):
     max_tokens: int = Field(512, ge=8, description="prompt + all turns")
     max_new_tokens_per_turn: int = Field(96, ge=1)
     temperature: float = Field(1.0, gt=0.0)
-    tool_format: Literal["hermes", "pythonic", "openai"] = "hermes"
+    tool_format: Literal["auto", "hermes", "pythonic", "llama3_json", "mistral", "openai"] = Field(
+        "auto", description="auto: the tool-call format the tokenizer's chat template renders"
+    )
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="options for every chat-template rendering, e.g. {enable_thinking: false}"
+    )
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra vllm.LLM arguments")
 
 

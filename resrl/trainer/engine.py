@@ -73,10 +73,12 @@ class RolloutEngine:
     def _collector(self, temperature: float) -> Collector:
         if temperature not in self._collectors:
             r = self.cfg.rollout
-            self._collectors[temperature] = Collector(
+            # the envs use the format the collector resolved (tool_format="auto" reads it off the template)
+            self._collectors[temperature] = collector = Collector(
                 self.policy,
-                lambda: TaskRoutedEnv(r.tool_format, self.cfg.data.env_kwargs),
+                lambda: TaskRoutedEnv(collector.tool_format, self.cfg.data.env_kwargs),
                 tool_format=r.tool_format,
+                chat_template_kwargs=r.chat_template_kwargs,
                 max_turns=r.max_turns,
                 max_tokens=r.max_tokens,
                 max_new_tokens_per_turn=r.max_new_tokens_per_turn,

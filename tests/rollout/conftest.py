@@ -32,3 +32,24 @@ def trained_dir(tiny_dir, tmp_path_factory) -> Path:
     from sft import sft_on_gold
 
     return sft_on_gold(tiny_dir, tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="session")
+def chat_templates() -> Path:
+    """The real chat templates folder; skip (or fail under CI=true) where it is absent."""
+    from real_templates import TEMPLATE_DIR, template_problem
+
+    from tests.conftest import _missing
+
+    problem = template_problem()
+    if problem:
+        _missing("real chat templates", problem)
+    return TEMPLATE_DIR
+
+
+@pytest.fixture(scope="session")
+def base_tokenizer():
+    """The tiny BPE tokenizer every real template is attached to (built once: training it takes seconds)."""
+    from resrl.models import build_tokenizer
+
+    return build_tokenizer("chatml")

@@ -30,13 +30,15 @@ class Family:
     bos: str | None
     eos: str
     native: str  # the tool format tool_format="auto" must pick
-    marker: str  # text a native tool-call turn starts with
+    marker: str  # text a native tool-call turn starts with (after Qwen3's think block)
     kwargs: dict[str, Any] = field(default_factory=dict)
     extra_eos: tuple[str, ...] = ()  # generation_config eos tokens beyond the tokenizer's
 
 
 FAMILIES = [
-    Family("qwen3-thinking", "qwen3.jinja", CHATML, None, "<|im_end|>", "hermes", "<think>", {}, ("<|endoftext|>",)),
+    Family(
+        "qwen3-thinking", "qwen3.jinja", CHATML, None, "<|im_end|>", "hermes", "<tool_call>", {}, ("<|endoftext|>",)
+    ),
     Family(
         "qwen3-no-thinking",
         "qwen3.jinja",
