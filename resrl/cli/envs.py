@@ -6,6 +6,7 @@ import argparse
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from resrl.cli._envfile import add_env_file_option, load_env_files
@@ -27,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from resrl.core.registry import list_envs
+    from resrl.core.registry import list_envs, plugin_problems
 
     load_env_files(args)
     specs = list_envs(args.pattern)
@@ -43,6 +44,8 @@ def _list(args: argparse.Namespace) -> int:
         table.add_row(s.id, "yes" if s.multi_turn else "", ", ".join(s.tags), s.description)
     Console().print(table)
     return 0
+    for problem in plugin_problems().values():  # on stderr: --json output stays parseable
+        Console(stderr=True).print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -61,7 +64,7 @@ def _check(args: argparse.Namespace) -> int:
     for env_id in ids:
         results = check_env(env_id, n_tasks=args.tasks, seed=args.seed)
         for r in results:
-            mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+            mark = "[yellow]SKIP[/]" if r.skipped else "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
             console.print(f"{mark} {env_id}: {r.name}" + (f"\n     {r.detail}" if r.detail else ""))
         failed += sum(not r.passed for r in results)
     console.print(f"{len(ids)} env(s) checked, {failed} failed check(s)")

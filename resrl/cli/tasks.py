@@ -26,7 +26,7 @@ def _generate(args: argparse.Namespace) -> int:
     load_env_files(args)
     if args.n < 1:
         raise ValueError("--n must be at least 1")
-    cls = spec(args.env).load()
+    cls = spec(args.env).env_class()
     n = write_jsonl(cls.generate_tasks(args.split, args.n, args.seed), args.out)
     print(f"wrote {n} {args.split} tasks of {args.env} to {args.out}")
     return 0

@@ -45,7 +45,7 @@ def make_tasks(env_ids: list[str], split: str, n: int, seed: int) -> list[Task]:
 
     tasks: list[Task] = []
     for env_id in env_ids:
-        cls = resrl.spec(env_id).load()
+        cls = resrl.spec(env_id).env_class()
         made = cls.generate_tasks(split, n, seed)
         tasks.extend(t if t.env_id == env_id else t.model_copy(update={"env_id": env_id}) for t in made)
     return tasks

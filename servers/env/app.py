@@ -75,7 +75,7 @@ def hosted_specs(patterns: list[str] | None) -> list[EnvSpec]:
 def _describe(spec: EnvSpec) -> EnvInfo:
     tools: list[dict[str, Any]] = []
     try:  # tools come with tasks; a sample task shows the usual set
-        tools = list(spec.load().generate_tasks("train", 1, 0)[0].tools)
+        tools = list(spec.env_class().generate_tasks("train", 1, 0)[0].tools)
     except Exception as exc:
         log.warning("could not sample a task of %s to list its tools: %r", spec.id, exc)
     return EnvInfo(id=spec.id, description=spec.description, multi_turn=spec.multi_turn, tags=spec.tags, tools=tools)

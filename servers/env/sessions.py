@@ -283,9 +283,9 @@ class SessionManager:
 def _generate(env_id: str, split: str, n: int, seed: int) -> list[Task]:
     from resrl.core.registry import spec
 
-    factory = spec(env_id).load()
+    env_cls = spec(env_id).env_class()
     try:
-        return factory.generate_tasks(split, n, seed)
+        return env_cls.generate_tasks(split, n, seed)
     except Exception as exc:
         raise UnknownTask(f"{env_id!r} cannot generate task {split}/{seed}: {exc!r}") from None
 
