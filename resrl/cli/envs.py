@@ -23,6 +23,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("env_ids", nargs="+", metavar="ID", help="env ids or globs")
     check.add_argument("--tasks", type=int, default=5, help="test tasks to play the gold solution on")
     check.add_argument("--seed", type=int, default=0)
+    check.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="also play the gold episodes through the collector with this tokenizer's chat template",
+    )
+    check.add_argument(
+        "--chat-template-kwargs",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="options for the chat template with --tokenizer, e.g. '{\"enable_thinking\": false}'",
+    )
     add_env_file_option(check)
     check.set_defaults(func=_check)
 
@@ -32,6 +44,8 @@ def _list(args: argparse.Namespace) -> int:
 
     load_env_files(args)
     specs = list_envs(args.pattern)
+    for problem in plugin_problems().values():  # on stderr: --json output stays parseable
+        Console(stderr=True).print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     if args.json:
         print(json.dumps([s.summary() for s in specs], indent=2))
         return 0
@@ -44,8 +58,6 @@ def _list(args: argparse.Namespace) -> int:
         table.add_row(s.id, "yes" if s.multi_turn else "", ", ".join(s.tags), s.description)
     Console().print(table)
     return 0
-    for problem in plugin_problems().values():  # on stderr: --json output stays parseable
-        Console(stderr=True).print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -62,7 +74,13 @@ def _check(args: argparse.Namespace) -> int:
     console = Console()
     failed = 0
     for env_id in ids:
-        results = check_env(env_id, n_tasks=args.tasks, seed=args.seed)
+        results = check_env(
+            env_id,
+            n_tasks=args.tasks,
+            seed=args.seed,
+            tokenizer=args.tokenizer,
+            template_kwargs=args.chat_template_kwargs,
+        )
         for r in results:
             mark = "[yellow]SKIP[/]" if r.skipped else "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
             console.print(f"{mark} {env_id}: {r.name}" + (f"\n     {r.detail}" if r.detail else ""))

@@ -1,4 +1,9 @@
-"""``resrl envs check``: gymnasium's API checks adapted to chat spaces, plus gold/perturbed/garbage episodes."""
+"""``resrl envs check``: gymnasium's API checks adapted to chat spaces, plus gold/perturbed/garbage episodes.
+
+With a tokenizer (``--tokenizer PATH``), the gold episodes are also played through the real collector with that
+tokenizer's chat template and the tool-call format it resolves to (:class:`~resrl.rollout.scripted.GoldPolicy`):
+the pre-flight check of a new model family.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,12 @@ import gymnasium as gym
 from pydantic import BaseModel
 
 from resrl.core.env import ChatEnv
+from resrl.core.gym_adapter import has_gold_solution
 from resrl.core.messages import ParsedAction
 from resrl.core.registry import make
 from resrl.core.task import Task
 
 GARBAGE = [
-from resrl.core.gym_adapter import has_gold_solution
     "",
     "I don't know.",
     "<tool_call>{not json</tool_call>",
@@ -35,12 +40,12 @@ class CheckResult(BaseModel):
     name: str
     passed: bool
     detail: str = ""
+    skipped: bool = False
 
 
 def run_episode(env: ChatEnv, task: Task, turns: list[ParsedAction]) -> tuple[float, bool]:
     """Play scripted turns on ``task``; returns the total reward and whether the episode terminated."""
     env.reset(options={"task": task})
-    skipped: bool = False
     total, terminated = 0.0, False
     for turn in turns:
         _, reward, terminated, truncated, _ = env.step(env.render_action(turn))
@@ -58,8 +63,39 @@ def _check(results: list[CheckResult], name: str, fn: Callable[[], str | None]) 
     results.append(CheckResult(name=name, passed=problem is None, detail=problem or ""))
 
 
-def check_env(env_id: str, n_tasks: int = 5, seed: int = 0) -> list[CheckResult]:
-    """Run every check on ``env_id``; each result says what held and what did not."""
+def check_gold_collection(
+    env_id: str, tasks: list[Task], tokenizer: str, template_kwargs: dict | None = None, max_reward: float = 1.0
+) -> str | None:
+    """Play the gold solutions of ``tasks`` through the collector with the tokenizer at ``tokenizer``; the
+    problem found, or None. Each episode must score ``max_reward`` without an infrastructure error, and its
+    SFT encoding (``encode_episode`` of the recorded conversation) must be the collected ids and mask."""
+    from resrl.rollout import Collector, encode_episode
+    from resrl.rollout.scripted import GoldPolicy
+
+    policy = GoldPolicy.from_pretrained(tokenizer)
+    collector = Collector(
+        policy, env_id, max_turns=32, max_tokens=32768, chat_template_kwargs=template_kwargs, progress=False
+    )
+    env = make(env_id, tool_format=collector.tool_format)
+    for task, traj in zip(tasks, collector.collect(tasks, 1), strict=True):
+        if traj.infra_error or abs(traj.reward - max_reward) > 1e-9:
+            return (
+                f"gold episode of {task.id} with {collector.tool_format} calls scored {traj.reward} "
+                f"(finish {traj.finish_reason}, infra error {traj.infra_error})"
+            )
+        tools = env.reset(options={"task": task})[1]["tools"]
+        encoded = encode_episode(policy.tokenizer, traj.messages, tools, codec=collector.codec)
+        if encoded != (traj.prompt_ids, traj.response_ids, traj.loss_mask):
+            return f"the SFT encoding of {task.id}'s conversation differs from the collected trajectory"
+    env.close()
+    return None
+
+
+def check_env(
+    env_id: str, n_tasks: int = 5, seed: int = 0, *, tokenizer: str | None = None, template_kwargs: dict | None = None
+) -> list[CheckResult]:
+    """Run every check on ``env_id``; each result says what held and what did not. With ``tokenizer`` (a folder),
+    the gold episodes are also collected with its chat template (:func:`check_gold_collection`)."""
     env = make(env_id)
     tasks = type(env).generate_tasks("test", n_tasks, seed)
     results: list[CheckResult] = []
@@ -118,5 +154,11 @@ def check_env(env_id: str, n_tasks: int = 5, seed: int = 0) -> list[CheckResult]
         for name in ("gold solution", "perturbed solutions"):
             results.append(CheckResult(name=name, passed=True, skipped=True, detail=why))
     _check(results, "garbage output does not raise", garbage)
+    if tokenizer is not None:
+        _check(
+            results,
+            f"gold episodes collected token-exactly with the chat template of {tokenizer}",
+            lambda: check_gold_collection(env_id, tasks, tokenizer, template_kwargs, env.max_reward),
+        )
     env.close()
     return results
