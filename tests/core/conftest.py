@@ -17,7 +17,8 @@ def doc_blocks() -> list[str]:
 
 def _load_example() -> None:
     module = types.ModuleType("resrl_docs_example")
-    exec(compile(doc_blocks()[0], str(DOC), "exec"), module.__dict__)  # our own documentation, not model output
+    for block in doc_blocks()[:2]:  # the environment, then its registration
+        exec(compile(block, str(DOC), "exec"), module.__dict__)  # our own documentation, not model output
     sys.modules["resrl_docs_example"] = module
 
 
