@@ -29,14 +29,15 @@ CHUNK = 50  # jobs per run_batch call; within the server's queue (2 workers + 64
 SERVER_EVERY = 5  # every 5th chunk goes to the HTTP server: a fifth of the jobs
 WARM_UP = 1000  # jobs before the "warm" memory reading (allocator pools and caches fill up first)
 # Memory bounds on growth after warm-up. A healthy run grows under 0.5 MiB per process (docs/soak.md). Each
-# local executor runs ~4,000 jobs after warm-up, so 2 MiB catches a leak of half a kilobyte per job; the server
+# local slot runs ~4,000 jobs after warm-up, so 2 MiB catches a leak of half a kilobyte per job; the server
 # handles ~1,800 jobs (in ~36 batch requests), so 8 MiB catches ~4.5 KB per job.
 EXECUTOR_GROWTH_MB = 2.0
 SERVER_GROWTH_MB = 8.0
 
 
 def _executors(parent: int) -> list[int]:
-    """The executor processes (fork-servers) below ``parent``, between jobs."""
+    """The processes of the sandbox's slots below ``parent``, between jobs: each executor (fork-server) and any
+    helper it runs from the same file (a zygote that forks the programs)."""
     out = []
     for pid in descendants(parent):
         try:
@@ -84,7 +85,9 @@ def test_ten_thousand_jobs_leave_nothing_behind(tmp_path):
         local_execs = _executors(os.getpid())
         local_execs = [p for p in local_execs if p not in descendants(server.pid)]
         server_execs = _executors(server.pid)
-        assert len(local_execs) == 2 and len(server_execs) == 2, (local_execs, server_execs)
+        slots = [[p for p in execs if _parent(p) == owner] for owner, execs in
+                 ((os.getpid(), local_execs), (server.pid, server_execs))]  # fmt: skip
+        assert [len(s) for s in slots] == [2, 2], (local_execs, server_execs)
         mem = {"start": _memory(local_execs, server.pid, server_execs)}
 
         def run(chunk: list[tuple[Kind, int, Job]], backend) -> None:
@@ -115,9 +118,10 @@ def test_ten_thousand_jobs_leave_nothing_behind(tmp_path):
         # the same executors served every job: none died (a restart would also hide a leak)
         assert _executors(server.pid) == server_execs
         assert [p for p in _executors(os.getpid()) if p not in descendants(server.pid)] == local_execs
-        assert not [p for e in local_execs + server_execs for p in descendants(e)], "a job's process outlived it"
+        execs = local_execs + server_execs
+        assert [p for e in execs for p in descendants(e) if p not in execs] == [], "a job's process outlived it"
         work_dirs = [*Path(local.base_dir).glob("work-*"), *Path("/tmp").glob(f"resrl-sandbox-{server.pid}-*/work-*")]
-        assert len(work_dirs) == 4
+        assert len(work_dirs) == 4  # one per slot
         assert [str(p) for d in work_dirs for p in d.iterdir()] == [], "files left in a work directory"
         remote.close()
     local.close()
@@ -133,10 +137,14 @@ def test_ten_thousand_jobs_leave_nothing_behind(tmp_path):
         assert len(tally.uids) == 4
         assert processes_of(tally.uids) == []
         assert files_of(tally.uids) == []
-    for name in ("local executors", "server executors"):
+    for name in ("local executors", "server executors"):  # each process of a slot
         growth = max(e - w for e, w in zip(mem["end"][name], mem["warm"][name], strict=True))
         assert growth < EXECUTOR_GROWTH_MB, f"{name} grew {growth:.1f} MiB after warm-up: {mem}"
     assert mem["end"]["server"] - mem["warm"]["server"] < SERVER_GROWTH_MB, mem
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def _memory(local_execs: list[int], server: int, server_execs: list[int]) -> dict:
