@@ -26,7 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-turns", type=int, default=8)
     p.add_argument("--max-tokens", type=int, default=2048, help="response budget per episode, all turns")
     p.add_argument("--max-new-tokens", type=int, default=256, help="tokens per assistant turn")
-    p.add_argument("--tool-format", default="hermes", help="hermes, pythonic, openai or auto (from the template)")
+    p.add_argument(
+        "--tool-format",
+        default="auto",
+        help="auto (the format the chat template renders), hermes, pythonic, llama3_json, mistral or openai",
+    )
     p.add_argument("--seed", type=int, default=0, help="task generation and sampling seed")
     p.add_argument("--threshold", type=float, default=1.0, help="reward counted as a success")
     p.add_argument("--episode-timeout", type=float, default=300.0, help="seconds per episode")

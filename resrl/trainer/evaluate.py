@@ -36,7 +36,7 @@ class EvalSettings(BaseModel):
     max_turns: int = Field(8, ge=1)
     max_tokens: int = Field(2048, ge=1, description="response budget per episode, all turns")
     max_new_tokens: int = Field(256, ge=1, description="tokens per assistant turn")
-    tool_format: str = "hermes"
+    tool_format: str = Field("auto", description="auto: the format the policy's chat template renders")
     seed: int = 0
     threshold: float = Field(1.0, description="reward >= this counts as a success")
     episode_timeout: float = Field(300.0, gt=0.0, description="seconds per episode")
@@ -88,7 +88,7 @@ def evaluate_policy(policy: Any, settings: EvalSettings, *, progress: bool = Tru
     start = time.monotonic()
     trajectories = collector.collect(tasks, settings.k)
     result = report(trajectories, settings.k, settings.threshold)
-    result["settings"] = settings.model_dump()
+    result["settings"] = settings.model_dump() | {"tool_format": collector.tool_format}  # "auto" resolved
     result["wall_s"] = time.monotonic() - start
     overall = result["overall"]
     log.info(
