@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 from resrl.models.templates import TEMPLATES, load_template
@@ -40,6 +41,9 @@ TAG_TOKENS = [
     "</tools>",
 ]
 EOS_OF_TEMPLATE = {"chatml": "<|im_end|>", "think": "<|im_end|>", "llama3": "<|eot_id|>"}
+# Pieces split off before BPE (newlines always: a template's ``\n`` boundaries then tokenize the same alone and
+# in context). "copy": a punctuation run with its leading space, a letter run, one digit, other whitespace.
+PRETOKENIZERS = {"gpt2": r"\n", "copy": r"\n| ?[^\s\p{L}\p{N}]+|\p{L}+|\p{N}|[^\S\n]+"}
 
 _WORDS = [
     "the",
@@ -186,18 +190,34 @@ def _corpus(n: int, seed: int) -> list[str]:
     return texts
 
 
-def build_tokenizer(template: str = "chatml", vocab_size: int = 2048, seed: int = 0):
-    """A byte-level BPE ``PreTrainedTokenizerFast`` with one of our chat templates (see :data:`TEMPLATES`)."""
+def build_tokenizer(
+    template: str = "chatml",
+    vocab_size: int = 2048,
+    seed: int = 0,
+    texts: Iterable[str] | None = None,
+    pretokenize: str = "gpt2",
+):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` with one of our chat templates (see :data:`TEMPLATES`).
+
+    ``texts`` are trained on besides the generated corpus: text from the tasks the model will see (tool
+    schemas, requests, calls) makes their prompts shorter, which is most of a tiny model's compute.
+    ``pretokenize`` picks where BPE pieces may not cross: ``"gpt2"`` (GPT-2's rule: a word carries its leading
+    space) or ``"copy"`` (a space before a word is its own token and every digit is one), so a value has the
+    same tokens in a request (``Visit Oslo``) and in a call (``{"city": "Oslo"}``): copying it is then a
+    token-for-token copy, which a model with two layers learns far sooner than a respelling.
+    """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     if template not in TEMPLATES:
         raise ValueError(f"unknown chat template {template!r}; choose one of {sorted(TEMPLATES)}")
+    if pretokenize not in PRETOKENIZERS:
+        raise ValueError(f"unknown pretokenize {pretokenize!r}; choose one of {sorted(PRETOKENIZERS)}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(r"\n"), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+            pre_tokenizers.Split(Regex(PRETOKENIZERS[pretokenize]), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=pretokenize == "gpt2"),
         ]
     )
     tok.decoder = decoders.ByteLevel()
@@ -207,7 +227,7 @@ def build_tokenizer(template: str = "chatml", vocab_size: int = 2048, seed: int 
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(4000, seed), trainer=trainer)
+    tok.train_from_iterator([*_corpus(4000, seed), *(texts or [])], trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=EOS_OF_TEMPLATE[template],
@@ -260,11 +280,16 @@ def build_tiny(
     layers: int = 2,
     heads: int = 2,
     seed: int = 0,
+    texts: Iterable[str] | None = None,
+    pretokenize: str = "gpt2",
 ) -> Path:
-    """Build and save a tiny tokenizer + model under ``out``; returns the directory."""
+    """Build and save a tiny tokenizer + model under ``out``; returns the directory.
+
+    ``texts`` and ``pretokenize``: see :func:`build_tokenizer`.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(template, vocab_size=vocab_size, seed=seed)
+    tokenizer = build_tokenizer(template, vocab_size=vocab_size, seed=seed, texts=texts, pretokenize=pretokenize)
     eos_ids = sorted({tokenizer.convert_tokens_to_ids(EOS_OF_TEMPLATE[template]), tokenizer.pad_token_id})
     model = build_model(
         len(tokenizer),

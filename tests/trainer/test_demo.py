@@ -1,22 +1,77 @@
-"""``resrl demo --quick``: the demo's whole pipeline, at smoke size, on the real fc environments."""
+"""``resrl demo --quick``: the demo's whole pipeline, at smoke size, on the real fc environments; and the parts
+the full demo's numbers rest on (held-out tasks, the tokenizer's copy pretokenization, the SFT options)."""
 
 from __future__ import annotations
 
 import json
+import math
+
+import pytest
 
 from resrl.cli import main
+from resrl.trainer.demo import DEMO_ENVS, heldout_tasks
 
 
 def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "warm start (SFT)" in printed and "after ResRL" in printed and "Avg@2" in printed
+    assert "held-out" in printed and "fc/simple" in printed and "Pass@2 all" in printed
     result = json.loads((out / "demo_result.json").read_text())
-    for side in ("before", "after"):
-        assert set(result[side]) >= {"avg_at_k", "pass_at_k", "pass_curve"}
-        assert result[side]["tasks"] == 8  # 2 test tasks x (3 single-turn envs + 1 multi-turn domain)
+    sides = [result["before"], result["after"], result["test_split"]["before"], result["test_split"]["after"]]
+    for side in sides:
+        assert side["tasks"] == 8  # 2 tasks x (3 single-turn envs + 1 multi-turn domain)
+        assert side["k"] == 2
+        for key in ("avg_at_k", "pass_at_k", *(f"avg_at_k/{env}" for env in DEMO_ENVS)):
+            assert math.isfinite(side[key]) and 0.0 <= side[key] <= 1.0, key
+    assert result["cpu_s"] > 0 and result["wall_s"] >= result["sft_wall_s"] > 0
     assert (out / "warm" / "model" / "model.safetensors").is_file()
     for stage in ("stage1_single", "stage2_multi"):
         assert (out / stage / "reward.png").is_file()
         assert (out / stage / "metrics.jsonl").read_text().count('"kind": "train"') >= 1
+
+
+def test_heldout_tasks_share_no_request_with_training_tasks():
+    from resrl.trainer.loop import make_tasks
+
+    seen = make_tasks(["fc/simple", "fc/multi/smarthome"], "train", 40, 0)
+    held = heldout_tasks(["fc/simple", "fc/multi/smarthome"], 8, seen)
+    assert len(held) == 16 and {t.split for t in held} == {"train"}
+    requests = {json.dumps(t.metadata.get("user_turns") or t.messages[1]["content"]) for t in seen}
+    assert not requests & {json.dumps(t.metadata.get("user_turns") or t.messages[1]["content"]) for t in held}
+    with pytest.raises(ValueError, match="held-out"):  # every task of the training seed itself is seen
+        heldout_tasks(["fc/simple"], 8, make_tasks(["fc/simple"], "train", 24, 0), seed=0)
+
+
+def test_copy_pretokenization_spells_a_value_alike_in_request_and_call():
+    from resrl.models import build_tokenizer
+
+    tok = build_tokenizer(vocab_size=512, pretokenize="copy", texts=["Visit Oslo.", '{"city": "Oslo"}'] * 50)
+    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    oslo = ids("Oslo")
+    request, call = ids("Please visit Oslo 2026."), ids('{"city": "Oslo", "year": 2026}')
+    for seq in (request, call):
+        assert any(seq[i : i + len(oslo)] == oslo for i in range(len(seq)))
+        assert tok.decode(seq).count("2026") == 1
+    assert len([t for t in call if tok.decode([t]).isdigit()]) == 4  # one token per digit
+    text = 'Convert 12.5 "Oslo" kroner\n<tool_call>\n{"a": [1, 2]}\n</tool_call>'
+    assert tok.decode(ids(text)) == text
+    with pytest.raises(ValueError, match="pretokenize"):
+        build_tokenizer(pretokenize="words")
+
+
+def test_sft_options_lower_the_policy_loss(tiny_model):
+    from resrl.trainer.config import ModelConfig
+    from resrl.trainer.loop import make_tasks
+    from resrl.trainer.modeling import load_model
+    from resrl.trainer.sft import sft_warmup
+
+    model, tokenizer = load_model(ModelConfig(path=str(tiny_model)))
+    tasks = make_tasks(["test/parity"], "train", 8, 0)
+    losses = sft_warmup(
+        model, tokenizer, tasks, epochs=8, batch_size=4, lr=3e-3, schedule="cosine", by_length=True, context_weight=0.5
+    )
+    assert len(losses) == 16 and all(math.isfinite(x) for x in losses)
+    assert sum(losses[-4:]) < 0.75 * sum(losses[:4])  # seeded: 23.2 -> 14.8 measured
+    with pytest.raises(ValueError, match="schedule"):
+        sft_warmup(model, tokenizer, tasks, schedule="linear")
