@@ -3,11 +3,9 @@
 
 What a from-scratch model of a few hundred thousand parameters can learn in minutes sets the sizes:
 
-- The tokenizer's BPE is trained on text of the train tasks and splits a word's leading space and every digit
-  into their own tokens (``pretokenize="copy"``), so a value is the same tokens in the request and in the call
-  and copying it is a token-for-token copy. That is what makes ``fc/simple`` reachable; it also makes the
-  prompts (tool schemas, most of the compute) about a third shorter than the generic tokenizer's.
-- Held-out tasks are the train split's templates with seeds no training stage draws (and no prompt a training
+- The tokenizer's BPE is also trained on text of the train tasks (tool schemas, requests, calls), which makes
+  the prompts, most of the compute, about a third shorter than the generic tokenizer's.
+- Held-out tasks are the train split's templates with seeds no training stage draws (and no request a training
   task has): the test split's unseen phrasings and entity pools are out of reach of a model that has only
   ever seen the train ones, so it is printed beside, not used for the targets.
 - Evaluation samples ``eval_k`` episodes of ``eval_tasks`` tasks per environment at T=1.
