@@ -71,7 +71,6 @@ def test_a_killed_replica_costs_only_its_episodes(tmp_path, client, second_nap, 
 
         assert killed.is_set() and doomed.proc.poll() is not None
         where = [client.opened[t.task_id, t.metadata["sample"]] for t in first]
-        print("where", [urls.index(w) for w in where])
         assert set(where) == set(urls)  # the balancer spread them over both
         for t, url in zip(first, where, strict=True):
             if url == doomed.url:  # masked, not scored: the fault was ours
