@@ -23,7 +23,6 @@ import contextlib
 import ctypes
 import json
 import os
-import resource
 import secrets
 import select
 import shutil
@@ -37,18 +36,18 @@ import tempfile
 import time
 
 if __package__:  # imported as part of resrl
-    from . import harness, isolation, verdicts
+    from . import harness, isolation, spawn, verdicts
 else:  # run as a lone script next to its siblings (containers, ``python -I executor.py``); importing the
     # resrl package here would load pydantic and friends into every warm executor
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import harness  # type: ignore[no-redef]
     import isolation  # type: ignore[no-redef]
+    import spawn  # type: ignore[no-redef]
     import verdicts  # type: ignore[no-redef]
 
     del sys.path[0]
 
 PR_SET_CHILD_SUBREAPER = 36
-PR_SET_NO_NEW_PRIVS = 38
 SWEEP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 PIPE_STDIN_BYTES = 60_000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -95,9 +94,17 @@ class Executor:
         if self.fs_error and not allow_host_files:
             problems.append(f"no private root: {self.fs_error}; --allow-host-files lets jobs see this filesystem")
         self.refusal = "; ".join(problems) or None
+        self.jail = spawn.Jail(self.uid if self.is_root else None, self.root, self.work, self.exe, self.stdlib)
+        # forked before any job is read: the programs it forks hold no test, expected value or token. Without
+        # a dedicated uid a job could read this process's memory anyway, so there is no zygote then.
+        self.zygote = spawn.Zygote(self.jail) if self.is_root and not self.refusal else None
+        self.from_zygote: set[int] = set()  # program processes the zygote forked (it reaps them)
 
     def close(self) -> None:
         """Remove the work directory and the root (the executor is about to exit)."""
+        if self.zygote:
+            self.zygote.close()
+            self.zygote = None
         self._kill_leftovers()
         if self.root:
             isolation.unmount(self.root)
@@ -144,6 +151,9 @@ class Executor:
                     for parent in _parents(path, work):
                         os.chown(parent, self.uid, self.uid)
             result = self._run_tests(job, work)
+            if job.get("fetch_files"):
+                self._kill_leftovers()  # nothing of the job may change the files while we read them
+                result["files"] = isolation.read_job_files(work, job["fetch_files"], job["limits"]["output_bytes"])
         finally:
             self._kill_leftovers()
             self._reset_work()
@@ -171,13 +181,13 @@ class Executor:
         inproc = [i for i, t in enumerate(tests) if t["kind"] in ("assert", "call")]
         main: dict | None = None
         if inproc or not tests:
-            main = self._spawn("inproc" if inproc else "stdio", job, None, job.get("stdin", ""), work)
+            main = self._spawn_pair(job) if inproc else self._spawn("stdio", job, None, job.get("stdin", ""))
             if inproc:
                 self._judge_inproc(job, main, outcomes, inproc)
         first_failed: dict | None = None
         for i, t in enumerate(tests):
             if t["kind"] in ("stdio", "checker"):
-                run = self._spawn("stdio", job, t, t.get("input", ""), work)
+                run = self._spawn("stdio", job, t, t.get("input", ""))
                 outcomes[i] = self._judge_stdio(i, job, t, run, work)
                 if first_failed is None and not outcomes[i]["passed"]:
                     first_failed = run
@@ -198,22 +208,27 @@ class Executor:
             elif not loaded or r is None:
                 why = f"{load_error['type']}: {load_error['msg']}" if load_error else "the test never reported"
                 status = "oom" if load_error and load_error["type"] == "MemoryError" else "runtime_error"
+                if load_error and load_error["type"] == "ProgramDied" and run["status"] != "ok":
+                    status, why = run["status"], run["message"]
                 outcomes[i] = verdicts.outcome(i, t, False, status, why)
             elif t["kind"] == "call" and "value" in r:
                 outcomes[i] = verdicts.judge_value(i, t, r["value"])
             elif r.get("ok") is True:
                 outcomes[i] = verdicts.outcome(i, t, True, "passed", "")
             else:
-                kind = r.get("type", "Error")
+                kind, why = r.get("type", "Error"), f"{r.get('type', 'Error')}: {r.get('msg', '')}"
                 status = "oom" if kind == "MemoryError" else "failed"
-                outcomes[i] = verdicts.outcome(i, t, False, status, f"{kind}: {r.get('msg', '')}")
+                if kind == "ProgramDied":  # the program process ended during the test: say how
+                    status = run["status"] if run["status"] != "ok" else "runtime_error"
+                    why = run["message"] or why
+                outcomes[i] = verdicts.outcome(i, t, False, status, why)
 
     def _judge_stdio(self, i: int, job: dict, t: dict, run: dict, work: str) -> dict:
         if run["status"] != "ok":
             return verdicts.outcome(i, t, False, run["status"], run["message"])
         if t["kind"] == "checker":
             payload = json.dumps({"input": t.get("input", ""), "output": run["stdout"], "expected": t.get("output")})
-            check = self._spawn("checker", job, t, payload, work)
+            check = self._spawn("checker", job, t, payload)
             ok = check["status"] == "ok" and any(r.get("event") == "checked" and r.get("ok") for r in check["reports"])
             why = "" if ok else (check["message"] or check["stderr"][-500:] or "the checker rejected the output")
             return verdicts.outcome(i, t, ok, "passed" if ok else "failed", why)
@@ -221,81 +236,103 @@ class Executor:
         why = "" if ok else f"expected {verdicts.clip(t.get('output', ''))!r}, got {verdicts.clip(run['stdout'])!r}"
         return verdicts.outcome(i, t, ok, "passed" if ok else "failed", why)
 
-    def _spawn(self, mode: str, job: dict, test: dict | None, stdin: str, work: str) -> dict:
-        limits = job["limits"]
-        token = secrets.token_hex(16)
-        data = stdin.encode()
+    def _stdin(self, data: bytes) -> int:
         if len(data) < PIPE_STDIN_BYTES:  # fits the pipe buffer: no file needed
             fd, stdin_w = os.pipe()
             os.write(stdin_w, data)
             os.close(stdin_w)
-        else:
-            fd, stdin_path = tempfile.mkstemp(dir=self.base)
-            os.unlink(stdin_path)
-            os.write(fd, data)
-            os.lseek(fd, 0, os.SEEK_SET)
+            return fd
+        fd, stdin_path = tempfile.mkstemp(dir=self.base)
+        os.unlink(stdin_path)
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
+    def _fork(self, target, limits: dict, fds: list[int]) -> int:
+        """A job process forked from here (trusted code only: it carries this process's memory)."""
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns
+            try:
+                self.jail.enter(limits, fds)
+                target()
+            finally:
+                os._exit(harness.EXIT_ERROR)
+        return pid
+
+    def _fork_program(self, mode: str, job: dict, fds: list[int]) -> int | None:
+        """A process running the untrusted program, forked by the zygote (see ``spawn.py``); None when the
+        zygote is still forking it (its pid comes from :meth:`_program_pid`)."""
+        if self.zygote:
+            self.zygote.request(mode, job["code"], job["limits"], fds)
+            return None
+        return self._fork(lambda: spawn.run_program(mode, job["code"]), job["limits"], fds)
+
+    def _program_pid(self, pid: int | None) -> int:
+        if pid is None:
+            pid = self.zygote.program_pid()
+            self.from_zygote.add(pid)
+        return pid
+
+    def _spawn(self, mode: str, job: dict, test: dict | None, stdin: str) -> dict:
+        """Run the program on ``stdin`` (``stdio``) or a checker on its output (``checker``) to the end."""
+        token = secrets.token_hex(16)
+        fd = self._stdin(stdin.encode())
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         v_r, v_w = os.pipe()
         started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns
-            try:
-                self._isolate(limits, work, fd, out_w, err_w, v_w)
-                harness.child_main(mode, job, test, 3, token)
-            finally:
-                os._exit(harness.EXIT_ERROR)
+        if mode == "stdio":  # no verdict pipe: its exit status and output are all it reports
+            pid = self._program_pid(self._fork_program("stdio", job, [fd, out_w, err_w]))
+        else:
+            pid = self._fork(lambda: harness.run_checker(test["checker"], 3, token), job["limits"],
+                             [fd, out_w, err_w, v_w])  # fmt: skip
         for f in (fd, out_w, err_w, v_w):
             os.close(f)
-        return self._supervise(pid, limits, out_r, err_r, v_r, token, started)
+        return self._supervise([pid], job["limits"], out_r, err_r, v_r, token, started)
 
-    def _isolate(self, limits: dict, work: str, stdin_fd: int, out_w: int, err_w: int, v_w: int) -> None:
-        os.setsid()
-        for src, dst in ((stdin_fd, 0), (out_w, 1), (err_w, 2), (v_w, 3)):
-            os.dup2(src, dst)
-        os.closerange(4, 65536)
-        mem = limits["memory_mb"] * 1024 * 1024
-        rl = resource
-        rl.setrlimit(rl.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"] + 1))
-        rl.setrlimit(rl.RLIMIT_AS, (mem, mem))
-        rl.setrlimit(rl.RLIMIT_FSIZE, (limits["file_size_mb"] * 1024 * 1024,) * 2)
-        rl.setrlimit(rl.RLIMIT_NOFILE, (limits["open_files"],) * 2)
-        rl.setrlimit(rl.RLIMIT_CORE, (0, 0))
-        rl.setrlimit(rl.RLIMIT_NPROC, (limits["processes"],) * 2)
-        tmp = work
-        if self.root:  # prepared once by the executor: per job, entering it is one chroot
-            os.chroot(self.root)
-            work, tmp = isolation.WORK, "/tmp"
-        os.chdir(work)
-        if self.is_root:
-            os.setgroups([])
-            os.setgid(self.uid)
-            os.setuid(self.uid)
-        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # no setuid binary or file capability can lift the job
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": tmp, "LANG": "C.UTF-8"})
-        # sys.stdin/stdout/stderr already wrap fds 0-2 with empty buffers; they now reach the job's pipes
-        sys.argv = ["solution.py"]
-        sys.executable = self.exe
-        stdlib = [p for p in sys.path if p.startswith(self.stdlib)]
-        sys.path[:] = [work, *stdlib]
+    def _spawn_pair(self, job: dict) -> dict:
+        """Assert and call tests: the test process (trusted, holds the verdict pipe) drives the program process
+        (untrusted, from the zygote) over a socket pair; both write to the job's stdout and stderr."""
+        token = secrets.token_hex(16)
+        stdin, empty = self._stdin(job.get("stdin", "").encode()), self._stdin(b"")
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        v_r, v_w = os.pipe()
+        tests_end, program_end = socket.socketpair()
+        started = time.monotonic()
+        try:
+            program = self._fork_program("serve", job, [stdin, out_w, err_w, program_end.fileno()])
+            tests = self._fork(lambda: harness.run_tests(job["tests"], 4, 3, token), job["limits"],
+                               [empty, out_w, err_w, v_w, tests_end.fileno()])  # fmt: skip
+        finally:
+            for f in (stdin, empty, out_w, err_w, v_w):
+                os.close(f)
+            tests_end.close()
+            program_end.close()
+        program = self._program_pid(program)  # forked by the zygote while we forked the test process
+        return self._supervise([tests, program], job["limits"], out_r, err_r, v_r, token, started)
 
-    def _supervise(self, pid: int, limits: dict, out_r: int, err_r: int, v_r: int, token: str, t0: float) -> dict:
+    def _supervise(self, pids: list[int], limits: dict, out_r: int, err_r: int, v_r: int, token: str,
+                   t0: float) -> dict:  # fmt: skip
+        """Collect output and reports until ``pids[0]`` ends (or a limit is hit), then kill and reap them all.
+        The run's status is the first process's, unless another one ended by itself abnormally (the program
+        process of a test pair killed by its CPU limit, say)."""
         cap = limits["output_bytes"]
         deadline = t0 + limits["wall_s"]
         bufs = {out_r: bytearray(), err_r: bytearray(), v_r: bytearray()}
-        pidfd = os.pidfd_open(pid)
+        pidfds = {os.pidfd_open(pid): pid for pid in pids}
         open_fds = [out_r, err_r, v_r]
-        over, timed_out, exited = False, False, False
-        while True:
+        over, timed_out, ended = False, False, set()
+        while pids[0] not in ended:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 break
-            ready, _, _ = select.select([*open_fds, pidfd] if not exited else open_fds, [], [], remaining)
+            waiting = [f for f, pid in pidfds.items() if pid not in ended]
+            ready, _, _ = select.select([*open_fds, *waiting], [], [], remaining)
             for f in ready:
-                if f == pidfd:
-                    exited = True
+                if f in pidfds:
+                    ended.add(pidfds[f])
                     continue
                 chunk = os.read(f, 65536)
                 if not chunk:
@@ -306,21 +343,22 @@ class Executor:
                     over = True
             if over:
                 break
-            if exited:
-                # drain what is already buffered; a daemon holding the pipes open must not keep us here
-                for f in list(open_fds):
-                    while select.select([f], [], [], 0)[0]:
-                        chunk = os.read(f, 65536)
-                        if not chunk:
-                            open_fds.remove(f)
-                            break
-                        bufs[f] += chunk
-                break
-        # the group now; daemons that left it are killed by uid after the job
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        _, wstatus = os.waitpid(pid, 0)
-        for f in (out_r, err_r, v_r, pidfd):
+        if pids[0] in ended:
+            # drain what is already buffered; a daemon holding the pipes open must not keep us here
+            for f in list(open_fds):
+                while select.select([f], [], [], 0)[0]:
+                    chunk = os.read(f, 65536)
+                    if not chunk:
+                        break
+                    bufs[f] += chunk
+        ended |= {pid for f, pid in pidfds.items() if select.select([f], [], [], 0)[0]}
+        statuses = {}
+        for pid in pids:  # the group now; daemons that left it are killed by uid after the job
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            statuses[pid] = self.zygote.reap(pid) if pid in self.from_zygote else os.waitpid(pid, 0)[1]
+        self.from_zygote.clear()
+        for f in (out_r, err_r, v_r, *pidfds):
             os.close(f)
         reports = []
         for line in bytes(bufs[v_r]).decode(errors="replace").splitlines():
@@ -329,21 +367,15 @@ class Executor:
                     reports.append(json.loads(line[len(token) :]))
         out, err = bytes(bufs[out_r]), bytes(bufs[err_r])
         truncated = len(out) + len(err) > cap
-        status, message = "ok", ""
-        sig = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else 0
-        code = os.WEXITSTATUS(wstatus) if os.WIFEXITED(wstatus) else None
+        status, message, code = spawn.classify(statuses[pids[0]], limits, err, t0)
+        for pid in pids[1:]:
+            other = spawn.classify(statuses[pid], limits, err, t0)
+            if pid in ended and other[0] != "ok" and status == "ok":
+                status, message, code = other
         if over or truncated:
             status, message = "output_limit", f"stdout+stderr passed the limit of {cap} bytes"
         elif timed_out:
             status, message = "timeout", f"wall-clock limit of {limits['wall_s']} s reached"
-        elif sig in (signal.SIGXCPU,) or (sig == signal.SIGKILL and time.monotonic() - t0 >= limits["cpu_s"]):
-            status, message = "timeout", f"CPU limit of {limits['cpu_s']} s reached"
-        elif code == harness.EXIT_OOM or b"MemoryError" in err[-4000:]:
-            status, message = "oom", f"memory limit of {limits['memory_mb']} MB reached"
-        elif sig:
-            status, message = "runtime_error", f"killed by signal {signal.Signals(sig).name}"
-        elif code not in (0, None):
-            status, message = "runtime_error", f"exit code {code}"
         return {
             "status": status,
             "message": message,
@@ -351,26 +383,36 @@ class Executor:
             "stderr": err[: max(0, cap - min(len(out), cap))].decode(errors="replace"),
             "truncated": truncated,
             "reports": reports,
-            "exit_code": code if code is not None else -sig,
+            "exit_code": code,
         }
 
     def _kill_leftovers(self) -> None:
         """Kill every process of the job uid (daemons included) and reap them all: as subreaper we inherit every
-        orphan of the job, so once ``waitpid`` reports no children, nothing of the job is left."""
+        orphan of the job, so once we have no child but the zygote, nothing of the job is left."""
         deadline = time.monotonic() + 10
         while True:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 while os.waitpid(-1, os.WNOHANG)[0] != 0:
                     pass
-            except ChildProcessError:
-                return  # no child left: as subreaper we would hold every survivor of the job
+            if not self._children():
+                return
             if time.monotonic() > deadline:
                 return
             if self.is_root:
                 self._kill_as_job_uid()
             else:
-                _kill_children()
+                spawn.kill_children()
             time.sleep(0.001)
+
+    def _children(self) -> set[int]:
+        """Our living or unreaped children, the zygote aside."""
+        me = os.getpid()
+        try:
+            with open(f"/proc/{me}/task/{me}/children") as fh:
+                kids = {int(p) for p in fh.read().split()}
+        except OSError:  # a kernel without CONFIG_PROC_CHILDREN
+            kids = set(spawn.children_of(me))
+        return kids - {self.zygote.pid} if self.zygote else kids
 
     def _kill_as_job_uid(self) -> None:
         killer = os.fork()
@@ -408,22 +450,6 @@ class Executor:
                         os.unlink(e.path)
                 except OSError:
                     pass
-
-
-def _kill_children() -> None:
-    """Without a dedicated uid: kill our direct children (as subreaper, the job's orphans are among them)."""
-    me = str(os.getpid())
-    for stat_file in os.listdir("/proc"):
-        if not stat_file.isdigit():
-            continue
-        try:
-            with open(f"/proc/{stat_file}/stat") as fh:
-                ppid = fh.read().rsplit(")", 1)[1].split()[1]
-        except (OSError, IndexError):
-            continue
-        if ppid == me:
-            with contextlib.suppress(OSError):
-                os.kill(int(stat_file), signal.SIGKILL)
 
 
 def _mtimes() -> dict[str, int]:

@@ -1,54 +1,191 @@
-"""The harness: runs in the forked job child, after isolation, before and around the program.
+"""The harness: runs in the forked job processes, after isolation, before and around the program.
 
-Standard library only (it ships into containers with ``executor.py``). It reports over the verdict pipe, each
-line prefixed with the per-run token; the executor decides the verdicts.
+Standard library only (it ships into containers with ``executor.py``). Three kinds of process:
+
+- the **program** process (:func:`run_program`, :func:`serve_program`) runs the untrusted code. It is forked from
+  the executor's zygote, which never held a job, so no test, expected value or token is in its memory. For
+  assert and call tests it serves the program's namespace over a socket: calls, attribute reads, values;
+- the **test** process (:func:`run_tests`) runs the trusted test code. Names the program defines are proxies:
+  calling one runs it in the program process and brings back a plain value (None, bool, int, float, complex,
+  str, bytes and lists, tuples, sets, frozensets, dicts of them), decoded here; any other object stays an opaque
+  handle that can be called or have attributes read, compares equal only to itself and has no truth value, so
+  an object with a rigged ``__eq__`` or ``__bool__`` cannot pass a test. Only this process holds the verdict
+  pipe and its per-run token;
+- the **checker** process (:func:`run_checker`) runs a trusted checker on the program's output.
+
+The executor decides the verdicts from the test process's reports.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import ctypes
+import io
 import json
 import os
+import socket
 import sys
 
 EXIT_OOM = 86
 EXIT_ERROR = 1  # what python itself exits with on an uncaught exception
+PR_SET_DUMPABLE = 4
+_PLAIN = (type(None), bool, int, float, str)
+_libc = ctypes.CDLL(None)  # loaded once in the executor, not per test process
 
 
-def child_main(mode: str, job: dict, test: dict | None, vfd: int, token: str) -> None:
-    """Run in the job child: execute the program (and in-process tests); never returns."""
-    write, dumps = os.write, json.dumps  # bound now: user code may patch the modules later
+def _flush_quietly() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or broken stream must not decide the verdict
+            stream.flush()
+
+
+def _compile(code: str, name: str):
+    try:
+        return compile(code, name, "exec")
+    except SyntaxError as exc:
+        sys.stderr.write(f"SyntaxError: {exc}\n")
+        _flush_quietly()
+        os._exit(EXIT_ERROR)
+
+
+# -- the value codec both sides speak: a JSON tree of tagged nodes -----------------------------------------
+def encode(value, handles: dict[int, object] | None) -> list:
+    """A plain value as a tagged tree; anything else becomes a handle (kept in ``handles``), or ``TypeError``
+    when ``handles`` is None (the test side sends plain values and the program's own handles only)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return ["v", value]
+    if kind in (list, tuple, set, frozenset):
+        return [kind.__name__, [encode(v, handles) for v in value]]
+    if kind is dict:
+        return ["dict", [[encode(k, handles), encode(v, handles)] for k, v in value.items()]]
+    if kind is bytes:
+        return ["bytes", value.hex()]
+    if kind is complex:
+        return ["complex", value.real, value.imag]
+    if kind is Handle:
+        return ["h", value._id, value._type]
+    if handles is None:
+        raise TypeError(f"a test can pass the program plain values and its own objects only, not {kind.__name__}")
+    handles[id(value)] = value
+    return ["h", id(value), kind.__name__[:100]]
+
+
+def decode(node, handles: dict[int, object] | None, channel: Channel | None):
+    """The value of a tagged tree; handles resolve in ``handles`` (program side) or to :class:`Handle`."""
+    tag = node[0]
+    if tag == "v":
+        if type(node[1]) not in _PLAIN:
+            raise TypeError("malformed value")
+        return node[1]
+    if tag in ("list", "tuple", "set", "frozenset"):
+        return getattr(builtins, tag)(decode(v, handles, channel) for v in node[1])
+    if tag == "dict":
+        return {decode(k, handles, channel): decode(v, handles, channel) for k, v in node[1]}
+    if tag == "bytes":
+        return bytes.fromhex(node[1])
+    if tag == "complex":
+        return complex(float(node[1]), float(node[2]))
+    if tag == "h":
+        if handles is not None:
+            return handles[node[1]]
+        return Handle(channel, int(node[1]), str(node[2]))
+    raise TypeError(f"malformed value tag {tag!r}")
+
+
+# -- the test side ------------------------------------------------------------------------------------------
+class ProgramDied(BaseException):  # not an Exception: a test's ``except Exception`` must not hide it
+    """The program process ended or broke the protocol while a test was using it."""
+
+
+class ProgramError(Exception):
+    """The program raised an exception that is not a builtin one (its type name and message)."""
+
+
+class Channel:
+    """The test process's end of the program socket: one JSON line out, one back."""
+
+    def __init__(self, fd: int) -> None:
+        self.sock = socket.socket(fileno=fd)
+        self.reader = self.sock.makefile("rb")
+        self.dead = False
+
+    def ask(self, request: dict):
+        if self.dead:
+            raise ProgramDied("the program process is gone")
+        try:
+            self.sock.sendall(json.dumps(request).encode() + b"\n")
+            reply = json.loads(self.reader.readline() or b"null")
+            if not isinstance(reply, dict):
+                raise ValueError("no reply")
+        except (OSError, ValueError) as exc:
+            self.dead = True
+            raise ProgramDied(f"the program process ended or broke the protocol ({type(exc).__name__})") from None
+        if "error" in reply:
+            name, msg = str(reply["error"][0]), str(reply["error"][1])
+            cls = getattr(builtins, name, None)
+            error: Exception = ProgramError(f"{name}: {msg}")
+            if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__ == "builtins":
+                with contextlib.suppress(Exception):  # some (UnicodeDecodeError) take more than a message
+                    error = cls(msg)
+            raise error
+        try:
+            return decode(reply["value"], None, self)
+        except (KeyError, TypeError, ValueError, IndexError, RecursionError) as exc:
+            self.dead = True
+            raise ProgramDied(f"the program sent a malformed value ({type(exc).__name__})") from None
+
+
+class Handle:
+    """An object that lives in the program process."""
+
+    __slots__ = ("_channel", "_id", "_type")
+
+    def __init__(self, channel: Channel | None, ref: int, type_name: str) -> None:
+        self._channel, self._id, self._type = channel, ref, type_name
+
+    def __call__(self, *args, **kwargs):
+        payload = {"op": "call", "ref": self._id, "args": encode(list(args), None),
+                   "kwargs": encode(dict(kwargs), None)}  # fmt: skip
+        return self._channel.ask(payload)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._channel.ask({"op": "getattr", "ref": self._id, "name": name})
+
+    def __bool__(self) -> bool:
+        raise TypeError(f"a {self._type} object of the program has no truth value in a test; compare plain values")
+
+    def __repr__(self) -> str:
+        return f"<program {self._type} object>"
+
+
+def run_tests(tests: list[dict], chan_fd: int, vfd: int, token: str) -> None:
+    """The test process: run each assert / call test against the program process; never returns."""
+    write, dumps = os.write, json.dumps
 
     def report(obj: dict) -> None:
         data = (token + dumps(obj) + "\n").encode()
         while data:
             data = data[write(vfd, data) :]
 
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program (same uid) can neither trace nor read us
+    channel = Channel(chan_fd)
     try:
-        if mode == "checker":
-            ns: dict = {"__name__": "checker"}
-            exec(compile(test["checker"], "<checker>", "exec"), ns)
-            payload = json.loads(sys.stdin.read())
-            ok = bool(ns["check"](payload["input"], payload["output"], payload.get("expected")))
-            report({"event": "checked", "ok": ok})
-            os._exit(0)
-        code = compile(job["code"], "solution.py", "exec")
-    except SyntaxError as exc:
-        sys.stderr.write(f"SyntaxError: {exc}\n")
-        sys.stderr.flush()
-        os._exit(EXIT_ERROR)
-    ns = {"__name__": "__main__" if mode == "stdio" else "solution", "__builtins__": __builtins__}
-    if mode == "stdio":
-        _exec_program(code, ns)
-        os._exit(0)
-    try:
-        exec(code, ns)
-    except BaseException as exc:  # SystemExit too: leaving early must not look like success
+        names = channel.ask({"op": "start"})  # the program loads only now, after the prctl
+        if not isinstance(names, dict):
+            raise ProgramDied("the program sent no namespace")
+    except (ProgramDied, ProgramError, Exception) as exc:  # its load failed: the program's own exception
+        kind = exc.args[0].split(":", 1)[0] if isinstance(exc, ProgramError) else type(exc).__name__
+        msg = exc.args[0].split(": ", 1)[-1] if isinstance(exc, ProgramError) else str(exc)
+        report({"event": "load_error", "type": kind, "msg": msg[:2000]})
         _flush_quietly()
-        report({"event": "load_error", "type": type(exc).__name__, "msg": str(exc)[:2000]})
-        os._exit(EXIT_OOM if isinstance(exc, MemoryError) else EXIT_ERROR)
+        os._exit(0)
     report({"event": "loaded"})
-    for i, t in enumerate(job["tests"]):
+    ns = {"__name__": "__test__", "__builtins__": builtins, **names}  # one namespace for all tests, as before
+    for i, t in enumerate(tests):
         if t["kind"] not in ("assert", "call"):
             continue
         try:
@@ -62,15 +199,71 @@ def child_main(mode: str, job: dict, test: dict | None, vfd: int, token: str) ->
                 except (TypeError, ValueError):
                     encoded = dumps({"__unserializable__": repr(value)[:500]})
                 report({"event": "test", "i": i, "value": encoded})
-        except BaseException as exc:
+        except BaseException as exc:  # ProgramDied too: that test failed, the executor says why
             report({"event": "test", "i": i, "ok": False, "type": type(exc).__name__, "msg": str(exc)[:2000]})
     _flush_quietly()
-    os._exit(0)
+    os._exit(0)  # the program process is killed next; its output was written through
 
 
-def _exec_program(code, ns: dict) -> None:
+# -- the program side ---------------------------------------------------------------------------------------
+def serve_program(code: str, chan_fd: int) -> None:
+    """The program process of assert / call tests: load the program when the test process says so, then
+    answer its requests until it hangs up; never returns."""
+    sock = socket.socket(fileno=chan_fd)
+    # it is killed once the tests end: nothing it prints may wait in a buffer
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
+                                  write_through=True)  # fmt: skip
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
+                                  write_through=True)  # fmt: skip
+    reader, send, dumps, loads = sock.makefile("rb"), sock.sendall, json.dumps, json.loads
+    handles: dict[int, object] = {}
+    if not reader.readline():  # {"op": "start"}: the test process is ready and cannot be traced
+        os._exit(0)
+    ns: dict = {"__name__": "solution", "__builtins__": builtins}
+
+    def answer(compute) -> bytes:
+        try:
+            return dumps({"value": encode(compute(), handles)}).encode()
+        except BaseException as exc:  # SystemExit too: leaving early must not look like success
+            try:
+                return dumps({"error": [type(exc).__name__, str(exc)[:2000]]}).encode()
+            except BaseException:  # a str() that raises: the type still says what happened
+                return dumps({"error": [type(exc).__name__, ""]}).encode()
+
+    def load() -> dict:
+        try:
+            compiled = compile(code, "solution.py", "exec")
+        except SyntaxError as exc:  # shown like python shows it
+            sys.stderr.write(f"SyntaxError: {exc}\n")
+            raise
+        exec(compiled, ns)
+        return {k: v for k, v in ns.items() if not k.startswith("__")}
+
+    def serve(line: bytes):
+        request = loads(line)
+        target = handles[request["ref"]]
+        if request["op"] == "call":
+            return target(*decode(request["args"], handles, None), **decode(request["kwargs"], handles, None))
+        return getattr(target, str(request["name"]))
+
+    reply = answer(load)
+    while True:
+        try:
+            send(reply + b"\n")
+            line = reader.readline()
+        except OSError:
+            os._exit(0)
+        if not line:
+            os._exit(0)
+        reply = answer(lambda line=line: serve(line))
+
+
+def run_program(code: str) -> None:
+    """The program process of stdio tests (and of jobs without tests); never returns."""
+    compiled = _compile(code, "solution.py")
+    ns = {"__name__": "__main__", "__builtins__": builtins}
     try:
-        exec(code, ns)
+        exec(compiled, ns)
     except SystemExit as exc:  # python's own rules: None is 0, an int is the status, anything else is printed
         if exc.code is not None and not isinstance(exc.code, int):
             sys.stderr.write(f"{exc.code}\n")
@@ -85,9 +278,14 @@ def _exec_program(code, ns: dict) -> None:
         _flush_quietly()
         os._exit(EXIT_ERROR)
     _flush_quietly()
+    os._exit(0)
 
 
-def _flush_quietly() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed or broken stream must not decide the verdict
-            stream.flush()
+def run_checker(checker: str, vfd: int, token: str) -> None:
+    """The checker process: ``check(input, output, expected)`` on the JSON payload on stdin; never returns."""
+    ns: dict = {"__name__": "checker"}
+    exec(_compile(checker, "<checker>"), ns)
+    payload = json.loads(sys.stdin.read())
+    ok = bool(ns["check"](payload["input"], payload["output"], payload.get("expected")))
+    os.write(vfd, (token + json.dumps({"event": "checked", "ok": ok}) + "\n").encode())
+    os._exit(0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import stat
 import struct
 import sys
 import sysconfig
@@ -159,6 +160,32 @@ def build_root(root: str, work: str, scratch_mb: int = 256) -> str:
     mount(None, root + WORK, None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV)
     mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     return exe
+
+
+def read_job_files(work: str, names: list[str], cap: int) -> dict[str, str]:
+    """Base64 of the regular files ``names`` (relative to the job's work directory) once the job has ended;
+    a name that is missing, not a regular file, or leads outside the work directory (a symlink to a host file)
+    is left out, and so is everything past ``cap`` bytes in all."""
+    import base64
+
+    out, total = {}, 0
+    for name in names:
+        path = os.path.normpath(os.path.join(work, name))
+        if not path.startswith(work + os.sep) or not os.path.realpath(path).startswith(work + os.sep):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            data = fh.read(cap - total + 1)
+        if total + len(data) > cap:
+            break
+        total += len(data)
+        out[name] = base64.b64encode(data).decode()
+    return out
 
 
 def unmount(path: str) -> None:

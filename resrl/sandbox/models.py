@@ -82,12 +82,13 @@ class Job(BaseModel):
     language: Literal["python"] = "python"
     stdin: str = Field("", max_length=MAX_STDIN_BYTES)
     files: dict[str, str] = Field(default_factory=dict)
+    fetch_files: list[str] = Field(default_factory=list, description="files to send back (``Result.files``)")
     tests: list[Test] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
 
-    @field_validator("files")
+    @field_validator("files", "fetch_files")
     @classmethod
-    def _relative_names(cls, files: dict[str, str]) -> dict[str, str]:
+    def _relative_names(cls, files: dict[str, str] | list[str]) -> dict[str, str] | list[str]:
         for name in files:
             path = PurePosixPath(name)
             if not name or path.is_absolute() or ".." in path.parts:
@@ -119,6 +120,7 @@ class Result(BaseModel):
     queue_time: float = 0.0
     run_time: float = 0.0
     metadata: dict[str, Any] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict, description="base64 of the job's ``fetch_files`` found")
 
     @property
     def passed(self) -> bool:

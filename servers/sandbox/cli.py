@@ -21,6 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=None, help="concurrent jobs (default: CPU count)")
     parser.add_argument("--max-queue", type=int, default=64, help="jobs waiting beyond the running ones")
+    parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="local backend: run jobs even where no network namespace can be made (jobs then share this "
+        "machine's network); without it such a sandbox refuses every job",
+    )
+    parser.add_argument(
+        "--allow-host-files",
+        action="store_true",
+        help="local backend: run jobs even where no private root can be mounted (jobs then see this "
+        "filesystem); without it such a sandbox refuses every job",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -35,8 +47,16 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers or os.cpu_count() or 1
     if workers < 1 or args.max_queue < 0:
         raise SystemExit("--workers must be at least 1 and --max-queue at least 0")
-    sandbox = make_sandbox(args.backend, workers=workers)
-    log.info("sandbox backend %s with %d workers: %s", args.backend, workers, sandbox.health())
+    options = {}
+    if args.backend == "local":
+        options = {"allow_network": args.allow_network, "allow_host_files": args.allow_host_files}
+    elif args.allow_network or args.allow_host_files:
+        raise SystemExit("--allow-network/--allow-host-files apply to the local backend only")
+    sandbox = make_sandbox(args.backend, workers=workers, **options)
+    health = sandbox.health()
+    if not health.get("ok"):
+        log.error("sandbox refuses jobs: %s", health.get("error"))
+    log.info("sandbox backend %s with %d workers: %s", args.backend, workers, health)
     app = create_app(sandbox, max_queue=args.max_queue, workers=workers)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

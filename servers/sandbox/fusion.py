@@ -19,7 +19,8 @@ PYTHON_NAMES = {"python", "python3"}
 
 
 class RunCodeRequest(BaseModel):
-    """SandboxFusion's request: ``files`` maps a path to base64 content."""
+    """SandboxFusion's request: ``files`` maps a path to base64 content; ``fetch_files`` names files (relative to
+    the program's directory) whose content comes back, base64, in the reply's ``files``."""
 
     code: str
     language: str = "python"
@@ -28,6 +29,7 @@ class RunCodeRequest(BaseModel):
     compile_timeout: float = 10.0
     memory_limit_MB: int = -1
     files: dict[str, str | None] = Field(default_factory=dict)
+    fetch_files: list[str] = Field(default_factory=list)
 
     def to_job(self) -> Job:
         """Our job for this request; ``ValueError`` names a field that cannot be honoured."""
@@ -43,7 +45,7 @@ class RunCodeRequest(BaseModel):
         limits = Limits(wall_s=wall, cpu_s=max(1, math.ceil(wall)))
         if self.memory_limit_MB > 0:
             limits.memory_mb = max(32, self.memory_limit_MB)
-        return Job(code=self.code, stdin=self.stdin or "", files=files, limits=limits)
+        return Job(code=self.code, stdin=self.stdin or "", files=files, fetch_files=self.fetch_files, limits=limits)
 
 
 class RunResult(BaseModel):
@@ -83,4 +85,5 @@ class RunCodeResponse(BaseModel):
             stderr=result.stderr,
         )
         ok = result.status == "passed"
-        return cls(status="Success" if ok else "Failed", message="" if ok else result.message, run_result=run)
+        return cls(status="Success" if ok else "Failed", message="" if ok else result.message, run_result=run,
+                   files=result.files)  # fmt: skip

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import httpx
 
 from resrl.sandbox import Job, Sandbox
 from resrl.sandbox.backends.local import LocalSandbox
@@ -67,3 +73,40 @@ def assert_contained(sandbox: Sandbox) -> None:
     assert sandbox.run(Job(code="print(6 * 7)")).stdout == "42\n"
     assert job_processes(sandbox) == []
     assert leftover_files(sandbox) == []
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(*extra: str):
+    """``resrl serve sandbox`` on 127.0.0.1 with ``extra`` options; returns (process, url) once healthy."""
+    port = free_port()
+    env = {**os.environ, "RESRL_TEST_SERVER_SECRET": SERVER_SECRET}
+    cmd = [sys.executable, "-m", "resrl", "serve", "sandbox", "--host", "127.0.0.1", "--port", str(port), *extra]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stdout.read().decode()[-2000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not come up")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a server from :func:`start_server`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from resrl.sandbox import AssertTest, CallTest, Job, Limits
+from resrl.sandbox import AssertTest, CallTest, Job, Limits, StdioTest
 from tests.sandbox.support import SERVER_SECRET, assert_contained
 
 FAST = Limits(wall_s=3.0, cpu_s=2, memory_mb=256, output_bytes=100_000, processes=16, file_size_mb=4)
@@ -314,6 +314,51 @@ FORGERIES = {
         "os._exit = lambda code: None\nimport builtins\nbuiltins.BaseException = Exception\n"
     ),
 }
+
+
+# Programs that look for the answers, or the verdict token, in the memory they were forked with: every frame up
+# the stack and every object the collector knows. The answers are fresh per run, so only such a leak can pass.
+DIG = (
+    "import gc, os, sys\nfound = []\ndef visit(o, depth=0):\n"
+    "    if o is found:\n        return\n"
+    "    if isinstance(o, str) and len(o) == 32 and all(c in '0123456789abcdef' for c in o):\n"
+    "        found.append(o)\n"
+    "    elif isinstance(o, dict) and depth < 4:\n"
+    "        found.extend(v for k, v in o.items() if k in ('expected', 'output') and isinstance(v, (int, str)))\n"
+    "        for v in list(o.values()):\n            visit(v, depth + 1)\n"
+    "    elif isinstance(o, (list, tuple)) and depth < 4:\n        for v in o:\n            visit(v, depth + 1)\n"
+    "f = sys._getframe()\nwhile f is not None:\n    visit(dict(f.f_locals))\n    f = f.f_back\n"
+    "for o in gc.get_objects():\n    if isinstance(o, dict) and 'kind' in o:\n        visit(o)\n"
+    "for token in [x for x in found if isinstance(x, str)]:\n"
+    "    for i in range(4):\n"
+    "        line = token + '{\"event\": \"test\", \"i\": %d, \"ok\": true}\\n' % i\n"
+    "        for fd in range(3, 12):\n            try:\n                os.write(fd, line.encode())\n"
+    "            except OSError:\n                pass\n"
+    "answers = [x for x in found if isinstance(x, int)] + [0]\n"
+    "def solve():\n    return answers[0]\n"
+    "print(next((x for x in found if isinstance(x, str) and x.startswith('answer-')), ''))\n"
+)
+RIGGED = (
+    "class Anything:\n    def __eq__(self, other):\n        return True\n    __ne__ = lambda s, o: False\n"
+    "    def __bool__(self):\n        return True\n    __hash__ = object.__hash__\n"
+    "def solve():\n    return Anything()\n"
+)
+
+
+@pytest.mark.parametrize("program", ["dig", "rigged"])
+def test_no_test_kind_can_be_forged(sandbox, program):
+    answer = secrets.randbelow(10**12) + 1
+    text = f"answer-{secrets.token_hex(6)}"
+    tests = [AssertTest(code=f"assert solve() == {answer}"), AssertTest(code="assert solve()"),
+             CallTest(fn="solve", expected=answer), StdioTest(output=text)]  # fmt: skip
+    result = run(sandbox, DIG if program == "dig" else RIGGED, tests=tests[:3] if program == "rigged" else tests)
+    assert result.status != "passed"
+    if program == "dig":  # solve() returns 0 unless an answer leaked, so `assert solve()` fails too
+        assert [t.passed for t in result.tests] == [False, False, False, False], result.tests
+    else:
+        assert [t.passed for t in result.tests] == [False, False, False], result.tests
+    assert str(answer) not in result.stdout and text not in result.stdout
+    assert_contained(sandbox)
 
 
 @pytest.mark.parametrize("forgery", sorted(FORGERIES))

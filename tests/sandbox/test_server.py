@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -15,48 +10,14 @@ import pytest
 
 from resrl.sandbox import CallTest, Job, Limits, StdioTest
 from resrl.sandbox.backends.remote import RemoteSandbox
-from tests.sandbox.support import SERVER_SECRET
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(*extra: str):
-    port = _free_port()
-    env = {**os.environ, "RESRL_TEST_SERVER_SECRET": SERVER_SECRET}
-    cmd = [sys.executable, "-m", "resrl", "serve", "sandbox", "--host", "127.0.0.1", "--port", str(port), *extra]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stdout.read().decode()[-2000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not come up")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    proc.stdout.close()
+from tests.sandbox.support import SERVER_SECRET, free_port, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
 def server():
-    proc, url = _start("--workers", "2", "--max-queue", "8")
+    proc, url = start_server("--workers", "2", "--max-queue", "8")
     yield url
-    _stop(proc)
+    stop_server(proc)
 
 
 def test_run_and_batch(server):
@@ -103,7 +64,7 @@ def test_metrics_and_validation(server):
 
 
 def test_full_queue_answers_429_and_client_retries():
-    proc, url = _start("--workers", "1", "--max-queue", "0")
+    proc, url = start_server("--workers", "1", "--max-queue", "0")
     try:
         slow = Job(code="import time\ntime.sleep(1.5)\nprint('done')", limits=Limits(wall_s=5))
         with ThreadPoolExecutor(4) as pool:
@@ -117,10 +78,10 @@ def test_full_queue_answers_429_and_client_retries():
         assert [r.stdout for r in results] == ["done\n"] * 3
         assert "resrl_sandbox_rejected_total" in httpx.get(url + "/metrics").text
     finally:
-        _stop(proc)
+        stop_server(proc)
 
 
 def test_unreachable_server_is_an_infra_error():
-    result = RemoteSandbox(f"http://127.0.0.1:{_free_port()}", retries=1).run(Job(code="print(1)"))
+    result = RemoteSandbox(f"http://127.0.0.1:{free_port()}", retries=1).run(Job(code="print(1)"))
     assert result.status == "infra_error"
     assert "unreachable" in result.message

@@ -1,0 +1,205 @@
+"""Starting job processes: the isolation each one enters (:class:`Jail`) and the zygote that forks the ones
+running untrusted code. Standard library only (it ships with ``executor.py``).
+
+A process forked from the executor carries the executor's memory: the job being judged, with its tests and
+expected values, and the verdict token. A program forked from there could read them back (``gc``, frames,
+``ctypes``). So programs are forked from the **zygote**, a process the executor forks at start-up before it reads
+any job; per spawn it receives only the program's code and limits, and the pipe ends over ``SCM_RIGHTS``. The
+program is the zygote's child, so the zygote reaps it and hands its wait status to the executor; anything the
+program forks and leaves behind is re-parented to the executor, the subreaper, which kills and reaps it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+import time
+
+if __package__:
+    from . import harness, isolation
+else:  # a lone script next to its siblings (see executor.py)
+    import harness  # type: ignore[no-redef]
+    import isolation  # type: ignore[no-redef]
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Jail:
+    """What a job process enters right after the fork, before any job code runs."""
+
+    def __init__(self, uid: int | None, root: str | None, work: str, exe: str, stdlib: str) -> None:
+        self.uid, self.root, self.work, self.exe, self.stdlib = uid, root, work, exe, stdlib
+
+    def enter(self, limits: dict, fds: list[int]) -> None:
+        """Own session, ``fds`` as 0..n-1 and nothing else, rlimits, the private root, the job uid, no_new_privs,
+        an empty environment."""
+        os.setsid()
+        high = [fcntl.fcntl(f, fcntl.F_DUPFD, 256) for f in fds]  # so that no dup2 below overwrites a source
+        for dst, src in enumerate(high):
+            os.dup2(src, dst)
+        os.closerange(len(fds), 65536)
+        mem = limits["memory_mb"] * 1024 * 1024
+        rl = resource
+        rl.setrlimit(rl.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"] + 1))
+        rl.setrlimit(rl.RLIMIT_AS, (mem, mem))
+        rl.setrlimit(rl.RLIMIT_FSIZE, (limits["file_size_mb"] * 1024 * 1024,) * 2)
+        rl.setrlimit(rl.RLIMIT_NOFILE, (limits["open_files"],) * 2)
+        rl.setrlimit(rl.RLIMIT_CORE, (0, 0))
+        rl.setrlimit(rl.RLIMIT_NPROC, (limits["processes"],) * 2)
+        work, tmp = self.work, self.work
+        if self.root:  # prepared once by the executor: per job, entering it is one chroot
+            os.chroot(self.root)
+            work, tmp = isolation.WORK, "/tmp"
+        os.chdir(work)
+        if self.uid is not None:
+            os.setgroups([])
+            os.setgid(self.uid)
+            os.setuid(self.uid)
+        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # no setuid binary or file capability can lift the job
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": tmp, "LANG": "C.UTF-8"})
+        # sys.stdin/stdout/stderr already wrap fds 0-2 with empty buffers; they now reach the job's pipes
+        sys.argv = ["solution.py"]
+        sys.executable = self.exe
+        stdlib = [p for p in sys.path if p.startswith(self.stdlib)]
+        sys.path[:] = [work, *stdlib]
+
+
+def run_program(mode: str, code: str) -> None:
+    """The untrusted process: ``serve`` (assert / call tests; fd 3 is the test process's socket) or ``stdio``."""
+    if mode == "serve":
+        harness.serve_program(code, 3)
+    harness.run_program(code)
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the other end closed the zygote socket")
+        data += chunk
+    return bytes(data)
+
+
+class Zygote:
+    """The executor's handle on its zygote process (see the module docstring)."""
+
+    def __init__(self, jail: Jail) -> None:
+        self.sock, theirs = socket.socketpair()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - the zygote never returns
+            try:
+                self.sock.close()
+                _zygote_main(theirs, jail)
+            finally:
+                os._exit(0)
+        theirs.close()
+
+    def request(self, mode: str, code: str, limits: dict, fds: list[int]) -> None:
+        """Ask for a program process with ``fds`` as its 0..n-1 (the caller may close its copies now)."""
+        header = json.dumps({"mode": mode, "code": code, "limits": limits}).encode()
+        socket.send_fds(self.sock, [struct.pack(">I", len(header))], fds)
+        self.sock.sendall(header)
+
+    def program_pid(self) -> int:
+        """The pid of the program process just requested."""
+        (pid,) = struct.unpack(">i", _recv_exactly(self.sock, 4))
+        if pid <= 0:
+            raise RuntimeError("the zygote could not fork a program process")
+        return pid
+
+    def reap(self, pid: int) -> int:
+        """Wait for a program process (killed or exited by now) and return its wait status. Only now does the
+        zygote reap it: until then its pid cannot be reused, so the executor may signal and watch it."""
+        self.sock.sendall(struct.pack(">Ii", 0, pid))
+        return struct.unpack(">i", _recv_exactly(self.sock, 4))[0]
+
+    def close(self) -> None:
+        """Stop the zygote (it exits when its socket closes) and reap it."""
+        self.sock.close()
+        os.waitpid(self.pid, 0)
+
+
+def _zygote_main(sock: socket.socket, jail: Jail) -> None:
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the executor
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)  # the executor's transport must reach EOF when the executor goes
+    os.dup2(devnull, 1)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 4, 16)
+            if not msg:
+                return
+            msg += _recv_exactly(sock, 4 - len(msg))
+            (size,) = struct.unpack(">I", msg)
+            if size == 0:  # a reap request
+                (pid,) = struct.unpack(">i", _recv_exactly(sock, 4))
+                sock.sendall(struct.pack(">i", os.waitpid(pid, 0)[1]))
+                continue
+            request = json.loads(_recv_exactly(sock, size))
+        except (OSError, ValueError):
+            return
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the program process never returns
+            try:
+                sock.close()
+                jail.enter(request["limits"], fds)
+                run_program(request["mode"], request["code"])
+            finally:
+                os._exit(harness.EXIT_ERROR)
+        for f in fds:
+            os.close(f)
+        del request  # the next fork must not carry this program's code
+        try:
+            sock.sendall(struct.pack(">i", pid))
+        except OSError:
+            return
+
+
+def children_of(parent: int) -> list[int]:
+    """The children of ``parent``, read from every process's ``/proc/PID/stat``."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = fh.read().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+        if ppid == str(parent):
+            kids.append(int(entry))
+    return kids
+
+
+def kill_children() -> None:
+    """Without a dedicated uid: kill our direct children (as subreaper, the job's orphans are among them)."""
+    for pid in children_of(os.getpid()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def classify(wstatus: int, limits: dict, err: bytes, t0: float) -> tuple[str, str, int]:
+    """(status, message, exit code) of one job process from its wait status."""
+    sig = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else 0
+    code = os.WEXITSTATUS(wstatus) if os.WIFEXITED(wstatus) else -sig
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and time.monotonic() - t0 >= limits["cpu_s"]):
+        return "timeout", f"CPU limit of {limits['cpu_s']} s reached", code
+    if code == harness.EXIT_OOM or b"MemoryError" in err[-4000:]:
+        return "oom", f"memory limit of {limits['memory_mb']} MB reached", code
+    if sig:
+        return "runtime_error", f"killed by signal {signal.Signals(sig).name}", code
+    if code != 0:
+        return "runtime_error", f"exit code {code}", code
+    return "ok", "", code
