@@ -12,8 +12,16 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Property tests must not depend on machine load: no per-example deadline and no wall-clock health check (on a
+# busy 2-core machine either fails a correct test). Under CI the examples are derandomized, so a run repeats.
+settings.register_profile(
+    "resrl", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=IN_CI, print_blob=True
+)
+settings.load_profile("resrl")
 
 
 def _missing(what: str, why: str) -> None:
