@@ -228,9 +228,12 @@ class Llama3JsonFormat:
         return ParsedAction(content=content.strip(), tool_calls=calls)
 
     def render(self, content: str, calls: list[ToolCall]) -> str:
-        # the template's own rendering of a call: name first, then "parameters"
+        # the template's own rendering of a call: name first, then "parameters"; after text, the python tag
+        # marks where the calls begin (a bare object is a call only at the start of the turn)
         body = "; ".join(_template_json({"name": c.name, "parameters": c.arguments}) for c in calls)
-        return "\n".join(part for part in (content, body) if part)
+        if content and body:
+            return content + self.python_tag + body
+        return content or body
 
     def render_response(self, content: str) -> str:
         return _template_json({"output": content})
