@@ -10,6 +10,7 @@ functions are offered as OpenAI tools, converted as BFCL's FC handlers convert t
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any, ClassVar
 
 from resrl import ChatEnv, Message, ParsedAction, Task, ToolCall, ToolCallParseError, Transition
@@ -101,16 +102,31 @@ class BFCLEnv(ChatEnv):
         return Transition([], float(verdict.valid), True, info=info)
 
     @classmethod
+    def perturbed_actions(cls, task: Task, rng: random.Random) -> list[ParsedAction]:
+        """Irrelevance: calling a function anyway; relevance: answering in text; AST: a wrong argument."""
+        kind = AST_CATEGORIES[task.metadata["bfcl_category"]].kind
+        if kind == "irrelevance":
+            return [_first_function_call(task)]
+        if kind == "relevance":
+            return [ParsedAction(content=_NO_CALL_REPLY)]
+        return super().perturbed_actions(task, rng)
+
+    @classmethod
     def gold_actions(cls, task: Task) -> list[ParsedAction]:
         info = AST_CATEGORIES[task.metadata["bfcl_category"]]
         if info.kind == "irrelevance":
             return [ParsedAction(content=_NO_CALL_REPLY)]
-        if info.kind == "relevance":  # any call counts: the first function with its required parameters
-            fn = task.metadata["functions"][0]
-            args = {p: "x" for p in fn["parameters"].get("required", [])}
-            return [ParsedAction(tool_calls=[ToolCall(name=fn["name"], arguments=args)])]
+        if info.kind == "relevance":  # any call counts
+            return [_first_function_call(task)]
         calls = canonical_calls(task.metadata["functions"], task.answer, info.language)
         return [ParsedAction(tool_calls=[ToolCall(name=name, arguments=args) for name, args in calls])]
+
+
+def _first_function_call(task: Task) -> ParsedAction:
+    """A call of the entry's first function with a placeholder for each required parameter."""
+    fn = task.metadata["functions"][0]
+    args = {p: "x" for p in fn["parameters"].get("required", [])}
+    return ParsedAction(tool_calls=[ToolCall(name=fn["name"], arguments=args)])
 
 
 def _env_class(info: CategoryInfo) -> type[BFCLEnv]:
