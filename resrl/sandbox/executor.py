@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import secrets
@@ -95,6 +96,9 @@ class Executor:
             problems.append(f"no private root: {self.fs_error}; --allow-host-files lets jobs see this filesystem")
         self.refusal = "; ".join(problems) or None
         self.jail = spawn.Jail(self.uid if self.is_root else None, self.root, self.work, self.exe, self.stdlib)
+        # what exists now is never collected: a collection in a forked job then touches none of it, so the
+        # job does not copy this process's heap page by page
+        gc.freeze()
         # forked before any job is read: the programs it forks hold no test, expected value or token. Without
         # a dedicated uid a job could read this process's memory anyway, so there is no zygote then.
         self.zygote = spawn.Zygote(self.jail) if self.is_root and not self.refusal else None
