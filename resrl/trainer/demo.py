@@ -99,7 +99,8 @@ def stage_config(s: DemoSettings, model: Path, out: Path, *, envs: list[str], st
             "data": {
                 "envs": envs,
                 "train_tasks": 256,
-                "test_tasks": s.eval_tasks,
+                # A stage's own closing evaluation only feeds its plots: the demo scores every model itself.
+                "test_tasks": s.eval_tasks if steps == 0 else 2,
                 "seed": s.seed,
                 "env_kwargs": {MULTI_TURN: {"reward_mode": "fraction"}},
             },
