@@ -18,10 +18,11 @@ if [ ! -f "$CACHE/pkg/.version-$VERSION" ]; then
   "$PYTHON" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$wheel" "$CACHE/pkg"
   touch "$CACHE/pkg/.version-$VERSION"
 fi
-if [ ! -f "$CACHE/venv/.version-$VERSION" ]; then
+# BFCL's checker needs only the standard library; its math domain also needs mpmath (pure Python, no deps).
+if [ ! -f "$CACHE/venv/.ready-$VERSION" ]; then
   rm -rf "$CACHE/venv"
   "$PYTHON" -m venv "$CACHE/venv"
-  "$CACHE/venv/bin/python" -m pip install -q --no-deps "$wheel"
-  touch "$CACHE/venv/.version-$VERSION"
+  "$CACHE/venv/bin/python" -m pip install -q --no-deps "$wheel" "mpmath==1.3.0"
+  touch "$CACHE/venv/.ready-$VERSION"
 fi
 echo "fetch_bfcl: bfcl-eval $VERSION ready: data in $CACHE/pkg, checker venv in $CACHE/venv"
