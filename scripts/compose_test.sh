@@ -110,8 +110,12 @@ PY
     exit 0
 fi
 
-log "starting sandbox + 2 env servers"
-compose up -d --scale envs=2 >&2
+log "starting sandbox + 2 env servers with the README's two commands, as written"
+(
+    unset PYTHON PYTHON_VERSION WHEELHOUSE  # the script's own defaults, as on a newcomer's machine
+    export COMPOSE_PROJECT_NAME=$project    # compose.yaml's settings come from the environment (RESRL_*)
+    bash scripts/build_wheelhouse.sh >&2 && $COMPOSE up -d --scale envs=2 >&2
+)
 wait_healthy 3
 
 mapfile -t urls < <(replica_urls 2)
