@@ -25,3 +25,8 @@ def load_benchmark(name: str) -> ModuleType:
 @pytest.fixture(scope="session")
 def learning() -> ModuleType:
     return load_benchmark("learning")
+
+
+@pytest.fixture(scope="session")
+def train_step() -> ModuleType:
+    return load_benchmark("train_step")
