@@ -153,7 +153,7 @@ def test_trainer_runs_on_a_plain_gymnasium_env(tmp_path):
     resrl.register("plain/echo-in-process", plainenv_plugin.EchoWordEnv, rounds=2)
     model = build_tiny(tmp_path / "model", vocab_size=512, hidden=64, layers=2, heads=2)
     cfg = {
-        "model": {"path": str(model)},
+        "model": {"path": str(model), "gradient_checkpointing": True},
         "data": {"envs": ["plain/echo-in-process"], "train_tasks": 4, "test_tasks": 2},
         "rollout": {"n": 2, "max_turns": 2, "max_tokens": 32, "max_new_tokens_per_turn": 6},
         "algo": {"scheme": "grpo"},
@@ -162,6 +162,8 @@ def test_trainer_runs_on_a_plain_gymnasium_env(tmp_path):
     }
     trainer = Trainer(validate_config(cfg))
     try:
+        # the layers recompute in backward (enabled through resrl.models.hf_api, whatever the transformers version)
+        assert any(getattr(m, "gradient_checkpointing", False) for m in trainer.model.modules())
         result = trainer.run()
     finally:
         trainer.close()
