@@ -6,9 +6,10 @@ copied into this repository. ``docs/bfcl.md`` describes the envs, the checker an
 
 
 def register_envs() -> None:
-    """Register one ``bfcl/<category>`` env per single-turn BFCL category (the ``resrl.envs`` entry point)."""
+    """Register one ``bfcl/<category>`` env per BFCL category we serve (the ``resrl.envs`` entry point)."""
     from resrl import register
     from resrl_envs.bfcl.env import BFCL_ENVS
+    from resrl_envs.bfcl.multi_env import BFCL_MULTI_TURN_ENVS
 
-    for cls in BFCL_ENVS:
+    for cls in (*BFCL_ENVS, *BFCL_MULTI_TURN_ENVS):
         register(cls.env_id, cls)

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from resrl_envs.bfcl.data import package_dir
-from resrl_envs.bfcl.domains import MULTI_TURN_CATEGORIES, DomainSet
+from resrl_envs.bfcl.domains import MULTI_TURN_CATEGORIES, DomainSet, parse_calls
+from resrl_envs.bfcl.multi_turn import check_trajectory
 from tests.bfcl.differential import oracle_python
 
 ORACLE = Path(__file__).with_name("bfcl_executor_oracle.py")
+CHECKER_ORACLE = Path(__file__).with_name("bfcl_multi_turn_oracle.py")
 
 
 def entries(category: str) -> list[dict[str, Any]]:
@@ -110,6 +112,65 @@ def run(python: str, categories: tuple[str, ...] = MULTI_TURN_CATEGORIES) -> dic
     return summary
 
 
+def model_trajectories(entry: dict[str, Any]) -> dict[str, list[list[list[str]]]]:
+    """Trajectories as a model plays them (turns → steps → calls): each of :func:`trajectories` with all of a
+    turn's calls in one step, plus the ground truth one call per step, with a turn left empty, and with a
+    turn's calls made one turn early."""
+    out = {kind: [[turn] if turn else [] for turn in turns] for kind, turns in trajectories(entry).items()}
+    truth = entry["ground_truth"]
+    out["one_call_per_step"] = [[[call] for call in turn] for turn in truth]
+    busy = [i for i, turn in enumerate(truth) if turn]
+    if busy:
+        emptied = copy.deepcopy(out["ground_truth"])
+        emptied[busy[-1]] = []
+        out["emptied_turn"] = emptied
+    late = [i for i in busy if i > 0]
+    if late:
+        early = copy.deepcopy(out["ground_truth"])
+        moved = early[late[0]]
+        early[late[0]] = []
+        early[late[0] - 1] = [*early[late[0] - 1], *moved]
+        out["calls_one_turn_early"] = early
+    return out
+
+
+def run_checker(python: str, categories: tuple[str, ...] = MULTI_TURN_CATEGORIES) -> dict[str, dict[str, Any]]:
+    """Per category: our trajectory verdicts against BFCL's multi_turn_checker."""
+    cases, lines = [], []
+    for category in categories:
+        for entry in entries(category):
+            for kind, turns in model_trajectories(entry).items():
+                parsed = [[[c for text in step for c in parse_calls(text)] for step in turn] for turn in turns]
+                verdict = check_trajectory(entry, category, parsed)
+                cases.append((category, entry["id"], kind, verdict.valid, verdict.error_type))
+                lines.append(json.dumps({"entry": entry, "category": category, "model_turns": turns}))
+    proc = subprocess.run(
+        [python, str(CHECKER_ORACLE)],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    theirs = [json.loads(v) for v in proc.stdout.splitlines()]
+    if len(theirs) != len(cases):
+        raise RuntimeError(f"BFCL's checker answered {len(theirs)} of {len(cases)}: {proc.stderr[-2000:]}")
+    summary: dict[str, dict[str, Any]] = {}
+    for (category, entry_id, kind, valid, error_type), bfcl in zip(cases, theirs, strict=True):
+        s = summary.setdefault(category, {"cases": 0, "agree": 0, "valid_bfcl": 0, "crashes": 0, "disagreements": []})
+        s["cases"] += 1
+        if "crash" in bfcl:
+            s["crashes"] += 1
+            s["disagreements"].append((entry_id, kind, error_type or "valid", bfcl["crash"]))
+            continue
+        s["valid_bfcl"] += bfcl["valid"]
+        if bfcl["valid"] == valid:
+            s["agree"] += 1
+        else:
+            s["disagreements"].append((entry_id, kind, error_type or "valid", bfcl["error_type"] or "valid"))
+    return summary
+
+
 def main() -> int:
     python = oracle_python()
     if python is None:
@@ -119,6 +180,13 @@ def main() -> int:
         print(f"{category:26} {s['cases']:5} trajectories, {s['agree'] / s['cases']:.2%} agree")
         for entry_id, kind in s["disagreements"]:
             print(f"  {entry_id} {kind}")
+    for category, s in run_checker(str(python)).items():
+        print(
+            f"{category:26} {s['cases']:5} scored trajectories, {s['valid_bfcl']} valid in BFCL, "
+            f"{s['crashes']} BFCL crashes, {s['agree'] / s['cases']:.2%} agree"
+        )
+        for d in s["disagreements"]:
+            print("  ", *d)
     return 0
 
 

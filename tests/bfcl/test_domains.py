@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from resrl_envs.bfcl.domains import ERROR_PREFIX, MULTI_TURN_CATEGORIES, CallSyntaxError, DomainSet, parse_calls
-from tests.bfcl.multi_turn_differential import entries, ours, run
+from resrl_envs.bfcl.multi_turn import check_trajectory
+from tests.bfcl.multi_turn_differential import entries, ours, run, run_checker
 
 
 def test_calls_are_parsed_never_executed() -> None:
@@ -39,3 +40,20 @@ def test_execution_agrees_with_bfcl_executor(bfcl_oracle: str) -> None:
     for category, s in summary.items():
         assert s["cases"] >= 5 * 190, category  # ground truth + 4 mutations for (nearly) every entry
         assert s["agree"] / s["cases"] >= 0.99, (category, s["disagreements"][:10])
+
+
+@pytest.mark.slow
+def test_trajectory_scores_agree_with_bfcl_multi_turn_checker(bfcl_oracle: str) -> None:
+    summary = run_checker(bfcl_oracle)
+    assert set(summary) == set(MULTI_TURN_CATEGORIES)
+    for category, s in summary.items():
+        assert s["crashes"] == 0, s["disagreements"][:5]
+        assert 0 < s["valid_bfcl"] < s["cases"], category  # mutations both keep and break trajectories
+        assert s["agree"] / s["cases"] >= 0.99, (category, s["disagreements"][:10])
+
+
+def test_ground_truth_trajectories_are_valid(require_bfcl_data: None) -> None:
+    for category in MULTI_TURN_CATEGORIES:
+        for entry in entries(category)[:25]:
+            turns = [[[c for c in parse_calls(call)] for call in turn] for turn in entry["ground_truth"]]
+            assert check_trajectory(entry, category, turns).valid, entry["id"]

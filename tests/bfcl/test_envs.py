@@ -12,13 +12,15 @@ import resrl
 from resrl.core.registry import list_envs, spec
 from resrl.core.task import read_jsonl
 from resrl_envs.bfcl.data import AST_CATEGORIES, load_entries
+from resrl_envs.bfcl.domains import MULTI_TURN_CATEGORIES
 
 ALL = [f"bfcl/{c}" for c in AST_CATEGORIES]
+MULTI = [f"bfcl/{c}" for c in MULTI_TURN_CATEGORIES]
 
 
 def test_every_category_is_registered() -> None:
     ids = {s.id for s in list_envs("bfcl/*")}
-    assert ids == set(ALL)
+    assert ids == set(ALL) | set(MULTI)
     assert "eval-only" in spec("bfcl/simple_java").tags
 
 
