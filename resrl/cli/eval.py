@@ -93,6 +93,10 @@ def _eval(args: argparse.Namespace) -> int:
         write_report(result, args.out, trajectories)
     print_report(result)
     print(f"wrote {args.out}/results.json and {args.out}/pass_at_k.png")
+    from importlib.metadata import entry_points
+
+    for hook in entry_points(group="resrl.eval_summaries"):  # plugins' own layouts, e.g. BFCL's summary table
+        hook.load()(result, args.out)
     return 0
 
 

@@ -44,6 +44,7 @@ class CategoryResult(BaseModel):
     agree: int = 0
     bfcl_crashes: int = 0
     valid_bfcl: int = 0
+    valid_ours: int = 0
     disagreements: list[Disagreement] = Field(default_factory=list)
 
     @property
@@ -95,6 +96,7 @@ def run(python: str, categories: list[str] | None = None) -> dict[str, CategoryR
             )
             continue
         r.valid_bfcl += bfcl["valid"]
+        r.valid_ours += ours
         if bfcl["valid"] == ours:
             r.agree += 1
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resrl_envs.bfcl.data import AST_CATEGORIES, load_entries
+from resrl_envs.bfcl.summary import Score, bfcl_summary
 from tests.bfcl.differential import run
 from tests.bfcl.mutations import mutations
 
@@ -33,3 +34,11 @@ def test_agreement_with_bfcl_checker(bfcl_oracle: str) -> None:
     cases = sum(r.cases for r in results.values())
     agree = sum(r.agree for r in results.values())
     assert agree / cases >= 0.995
+    # The same outputs scored by BFCL and by us give the same per-category accuracy and BFCL summary rows,
+    # up to the listed disagreements (docs/bfcl.md).
+    theirs = {c: Score(accuracy=r.valid_bfcl / r.cases, count=r.cases, complete=True) for c, r in results.items()}
+    ours = {c: Score(accuracy=r.valid_ours / r.cases, count=r.cases, complete=True) for c, r in results.items()}
+    for category, r in results.items():
+        assert abs(theirs[category].accuracy - ours[category].accuracy) <= len(r.disagreements) / r.cases
+    for row, mine in bfcl_summary(ours).items():
+        assert abs(mine.accuracy - bfcl_summary(theirs)[row].accuracy) < 1e-3, row
