@@ -68,6 +68,69 @@ def test_vllm_collects_token_exact_multi_turn(vllm_result, trained_dir):
     _assert_rescored(model, trajs)
 
 
+def _check_real_template_trajectories(trajs, family, tok, model) -> int:
+    """The engine's trajectories under a real template: generated ids re-score, the prompt is the template's
+    rendering, every observation segment is the template's delta for the recorded messages, and where the model's
+    turns re-render as generated, the whole sequence is the template's rendering of the conversation. Returns
+    how many multi-turn trajectories were checked whole."""
+    from resrl.rollout import ChatCodec, encode_episode
+    from resrl.rollout.chat import generation_stop_ids
+
+    _assert_rescored(model, trajs)
+    codec = ChatCodec(tok, stop_ids=generation_stop_ids(model), template_kwargs=family.kwargs)
+    tools = LookupEnv.tools.schemas()
+    whole = 0
+    for t in trajs:
+        opening = tok.apply_chat_template(
+            t.messages[:1], tools=tools, add_generation_prompt=True, tokenize=False, **family.kwargs
+        )
+        assert t.prompt_ids == tok.encode(opening, add_special_tokens=False)
+        runs, pos = [], 0
+        while pos < len(t.loss_mask):
+            end = pos
+            while end < len(t.loss_mask) and t.loss_mask[end] == t.loss_mask[pos]:
+                end += 1
+            runs.append((t.loss_mask[pos], t.response_ids[pos:end]))
+            pos = end
+        turns = [i for i, m in enumerate(t.messages) if m["role"] == "assistant"]
+        generated = [ids for m, ids in runs if m]
+        observed = [ids for m, ids in runs if not m]
+        assert len(generated) == len(turns) and len(observed) == len(turns) - 1
+        assert all(ids[-1] in codec.stop_ids for ids in generated[:-1])  # a turn that went on had stopped
+        for k, ids in enumerate(observed):
+            new = t.messages[turns[k] + 1 : turns[k + 1]]
+            assert ids == codec.turn_suffix(tools) + codec.observation_ids(new, tools)
+        if t.turns >= 2 and all(
+            codec.assistant_ids(t.messages[i], tools) == ids for i, ids in zip(turns, generated, strict=True)
+        ):
+            full = tok.apply_chat_template(t.messages, tools=tools, tokenize=False, **family.kwargs)
+            ours = tok.decode(t.prompt_ids + t.response_ids + codec.turn_suffix(tools), skip_special_tokens=False)
+            assert ours.replace("<think>\n\n</think>\n\n", "") == full.replace("<think>\n\n</think>\n\n", "")
+            assert encode_episode(tok, t.messages, tools, codec=codec) == (t.prompt_ids, t.response_ids, t.loss_mask)
+            whole += 1
+    return whole
+
+
+def test_vllm_real_templates_stay_token_exact(vllm_result, trained_dir, chat_templates):
+    from real_templates import FAMILIES, family_tokenizer
+    from transformers import AutoTokenizer
+
+    _, result = vllm_result
+    assert set(result["templates"]) == {"qwen3-no-thinking", "llama3.1-json"}
+    model = AutoModelForCausalLM.from_pretrained(trained_dir, dtype=torch.float32)
+    for name, run in result["templates"].items():
+        family = next(f for f in FAMILIES if f.name == name)
+        tok = family_tokenizer(AutoTokenizer.from_pretrained(trained_dir), family)
+        trajs = [Trajectory.model_validate(t) for t in run["trajectories"]]
+        assert any(t.turns >= 2 for t in trajs), name
+        whole = _check_real_template_trajectories(trajs, family, tok, model)
+        # The tiny model was trained on ChatML: it ends its turns with <|im_end|>, a stop token of its
+        # generation_config. Under Llama's template that turn keeps the <|im_end|> it generated where a
+        # re-rendering writes <|eot_id|>, so only Qwen3's episodes can re-render whole.
+        if name.startswith("qwen3"):
+            assert whole > 0, name
+
+
 def test_vllm_sessions_keep_collections_exact_and_end_with_them(vllm_result, trained_dir):
     """Later turns continue the episode's engine request (a streaming-input session); every session ends with
     its collection, and the fresh-request-per-turn path stays exact too."""
@@ -193,4 +256,31 @@ def test_openai_backend_against_vllm_server(vllm_server, trained_dir):
     assert max(abs(a - b) for a, b in zip(g.logprobs, expected, strict=True)) < 1e-3
     with pytest.raises(NotImplementedError):
         policy.update_weights([])
+    policy.close()
+
+
+def test_openai_backend_with_a_real_template(vllm_server, trained_dir, chat_templates):
+    """Token ids in and out: the server's own template plays no part; ours (Qwen3) renders every prompt."""
+    from real_templates import FAMILIES, family_tokenizer
+    from transformers import AutoTokenizer
+
+    family = next(f for f in FAMILIES if f.name == "qwen3-no-thinking")
+    tok = family_tokenizer(AutoTokenizer.from_pretrained(trained_dir), family)
+    policy = OpenAIPolicy(vllm_server, tokenizer=tok)
+    tasks = LookupEnv.generate_tasks("test", 3, 4)
+    collector = Collector(
+        policy,
+        ENV_ID,
+        chat_template_kwargs=family.kwargs,
+        max_turns=4,
+        max_tokens=400,
+        max_new_tokens_per_turn=64,
+        seed=3,
+        progress=False,
+    )
+    trajs = collector.collect(tasks, n=3)
+    assert collector.tool_format == "hermes" and any(t.turns >= 2 for t in trajs)
+    model = AutoModelForCausalLM.from_pretrained(trained_dir, dtype=torch.float32)
+    # prompts, observation segments and re-scored generations (whole re-rendering is covered in-process)
+    _check_real_template_trajectories(trajs, family, tok, model)
     policy.close()

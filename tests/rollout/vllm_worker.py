@@ -39,6 +39,7 @@ def main(model_dir: str, out_dir: str) -> None:
     stream_turns = _stream_turns(policy, prompt)
     probe = SamplingParams(temperature=1.0, max_new_tokens=16, seed=1, ignore_stop=True)
     before = policy.generate([prompt], probe)[0]
+    templates = _real_template_collections(policy, model_dir, tasks)
 
     from transformers import AutoModelForCausalLM
 
@@ -63,9 +64,44 @@ def main(model_dir: str, out_dir: str) -> None:
                 "before": before.model_dump(),
                 "after": after.model_dump(),
                 "cpu_gemm_caches": {"load": caches_at_load, "update": gemm_caches},
+                "templates": templates,
             }
         )
     )
+
+
+def _real_template_collections(policy, model_dir: str, tasks) -> dict:
+    """The same engine with the tokenizer carrying real templates (Qwen3 without thinking, Llama 3.1): the model
+    was trained on Hermes calls, so the Llama run keeps tool_format=hermes; the template renders everything else.
+    Empty when the real templates are absent (the test then skips, or fails under CI)."""
+    from lookup_env import ENV_ID
+    from real_templates import FAMILIES, family_tokenizer, template_problem
+    from transformers import AutoTokenizer
+
+    from resrl.rollout import Collector
+
+    if template_problem():
+        return {}
+    own = policy.tokenizer
+    out = {}
+    for name, fmt in (("qwen3-no-thinking", "auto"), ("llama3.1-json", "hermes")):
+        family = next(f for f in FAMILIES if f.name == name)
+        policy.tokenizer = family_tokenizer(AutoTokenizer.from_pretrained(model_dir), family)
+        collector = Collector(
+            policy,
+            ENV_ID,
+            tool_format=fmt,
+            chat_template_kwargs=family.kwargs,
+            max_turns=4,
+            max_tokens=400,
+            max_new_tokens_per_turn=64,
+            seed=7,
+            progress=False,
+        )
+        trajs = collector.collect(tasks, n=2)
+        out[name] = {"tool_format": collector.tool_format, "trajectories": [t.model_dump() for t in trajs]}
+    policy.tokenizer = own
+    return out
 
 
 def _record_cpu_gemm_caches() -> list[int]:
