@@ -13,3 +13,16 @@ def register_envs() -> None:
 
     for cls in (*BFCL_ENVS, *BFCL_MULTI_TURN_ENVS):
         register(cls.env_id, cls)
+
+
+def left_out_notes(pattern: str | None) -> list[str]:
+    """``resrl envs list``'s notes on the BFCL v4 categories without an env, for a listing matching ``pattern``."""
+    from fnmatch import fnmatch
+
+    from resrl_envs.bfcl.data import LEFT_OUT
+
+    return [
+        f"bfcl/{name} is not served: {why}"
+        for name, why in LEFT_OUT.items()
+        if pattern is None or fnmatch(f"bfcl/{name}", pattern)
+    ]

@@ -57,6 +57,11 @@ def _list(args: argparse.Namespace) -> int:
     for s in specs:
         table.add_row(s.id, "yes" if s.multi_turn else "", ", ".join(s.tags), s.description)
     Console().print(table)
+    from importlib.metadata import entry_points
+
+    for notes in entry_points(group="resrl.envs_notes"):  # plugins say what they leave out, and why
+        for line in notes.load()(args.pattern):
+            Console().print(escape(line), highlight=False, soft_wrap=True)
     return 0
 
 

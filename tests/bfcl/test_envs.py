@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -117,3 +118,12 @@ def test_irrelevance_rewards_no_call_and_unreadable_turns_count_as_none(require_
     assert env.step(f'<tool_call>{{"name": "{name}", "arguments": {{}}}}</tool_call>')[1] == 0.0
     env.reset(options={"task": task})
     assert env.step("<tool_call>{not json</tool_call>")[1] == 1.0
+
+
+def test_envs_list_says_which_categories_are_left_out_and_why() -> None:
+    cmd = [sys.executable, "-m", "resrl", "envs", "list", "bfcl/*"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    for name in ("memory", "web_search", "format_sensitivity"):
+        assert f"bfcl/{name} is not served:" in out
+    other = subprocess.run([*cmd[:-1], "fc/*"], capture_output=True, text=True, check=True).stdout
+    assert "not served" not in other
