@@ -74,9 +74,12 @@ def token_logprobs(
     attention_mask: torch.Tensor,
     *,
     entropy: bool = False,
+    entropy_grad: bool = True,
     mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs of each next token (B, L-1) and, if asked, the entropy of each next-token distribution.
+
+    ``entropy_grad=False`` computes the entropy outside autograd (a metric only: no (B, L, V) graph is kept).
 
     With ``mask`` (B, L-1), logits are computed only from the first position any row trains on (long prompts
     of tool schemas cost the LM head and the softmax nothing); earlier positions read 0.
@@ -89,7 +92,10 @@ def token_logprobs(
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep).logits
     logp_all = torch.log_softmax(logits.float(), dim=-1)
     logp = logp_all.gather(-1, input_ids[:, start + 1 :].unsqueeze(-1)).squeeze(-1)
-    ent = -(logp_all.exp() * logp_all).sum(-1) if entropy else None
+    ent = None
+    if entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            ent = -(logp_all.exp() * logp_all).sum(-1)
     if start:
         logp = torch.nn.functional.pad(logp, (start, 0))
         ent = torch.nn.functional.pad(ent, (start, 0)) if ent is not None else None

@@ -61,8 +61,10 @@ class RolloutEngine:
         if r.backend == "hf":
             from resrl.rollout.hf import HFPolicy
 
-            # The trainer's own module: after an optimizer step the sampler already has the new weights.
-            self.policy = HFPolicy(model, tokenizer)
+            # The trainer's own module: after an optimizer step the sampler already has the new weights. A
+            # single-turn run has no later turn to reuse a finished row's KV for, so keeping it only costs copies.
+            store = {"prefix_cache_bytes": 0} if r.max_turns == 1 else {}
+            self.policy = HFPolicy(model, tokenizer, **store)
         else:
             from resrl.rollout.vllm import VLLMPolicy
 

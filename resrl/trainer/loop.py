@@ -165,21 +165,38 @@ class Trainer:
             self._record(step, metrics, {})
             return metrics
         batch = collate(kept, self.tokenizer.pad_token_id or 0)
-        old_logp, ref_logp, entropy, hidden = self._score(batch)
+        fused = self._fused(batch)
+        old_logp, ref_logp, entropy, hidden = (None, None, None, None) if fused else self._score(batch)
         # Length scaling of positives happens inside, counting masked (policy) tokens only.
         advantages, stats = token_advantages(algo, batch.rewards, batch.group_ids, batch.mask, hidden)
         self.last_batch, self.last_advantages = batch, advantages
-        metrics["token_entropy"] = mean_entropy(entropy, batch.mask)
         histograms = {}
         if "resrl/negative_weights" in stats:  # the weights themselves, not the advantages they scale
             histograms["resrl_weight"] = stats.pop("resrl/negative_weights").cpu().numpy()
         metrics.update({f"algo/{k}": _scalar(v) for k, v in stats.items() if _scalar(v) is not None})
         if "resrl/weight_hist" in stats:
             metrics["algo/resrl/weight_hist"] = stats["resrl/weight_hist"]
-        metrics.update(self._optimize(batch, old_logp, ref_logp, advantages, step))
+        optimized, trained_entropy = self._optimize(batch, old_logp, ref_logp, advantages, step)
+        metrics["token_entropy"] = mean_entropy(entropy if entropy is not None else trained_entropy, batch.mask)
+        metrics.update(optimized)
         self.engine.sync_weights()
         self._record(step, metrics, histograms)
         return metrics
+
+    def _fused(self, batch: TokenBatch) -> bool:
+        """Whether the scoring pass can be folded into the training forward.
+
+        With one optimizer step over the whole batch at the weights that sampled it, no KL term and no hidden
+        states, the old log-probs equal the training forward's own (detached): the ratio is exactly 1 and the
+        gradient is the two-pass one, so the separate no-grad pass would only repeat the forward.
+        """
+        o = self.cfg.optim
+        return (
+            o.ppo_epochs == 1
+            and o.mini_batch_size >= len(batch)
+            and self.cfg.algo.kl_coef <= 0
+            and not self.algo.spec.needs_hidden
+        )
 
     @torch.no_grad()
     def _score(self, batch: TokenBatch):
@@ -220,9 +237,17 @@ class Trainer:
         with self.model.disable_adapter():  # LoRA: the base model is the reference, no second copy
             return token_logprobs(self.model, part.input_ids, part.attention_mask, mask=part.mask)[0]
 
-    def _optimize(self, batch, old_logp, ref_logp, advantages, step: int) -> dict[str, float]:
-        """PPO epochs over shuffled mini-batches; gradients accumulate over micro-batches."""
+    def _optimize(
+        self, batch, old_logp, ref_logp, advantages, step: int
+    ) -> tuple[dict[str, float], torch.Tensor | None]:
+        """PPO epochs over shuffled mini-batches; gradients accumulate over micro-batches.
+
+        ``old_logp=None`` is the fused step (:meth:`_fused`): each micro-batch's detached log-probs are its old
+        ones, and the token entropy (B, L-1) of the training forward is returned with the loss metrics.
+        """
         ocfg, algo = self.cfg.optim, self.algo
+        fused = old_logp is None
+        entropy = torch.zeros(batch.mask.shape) if fused else None
         self.model.train()
         gen = torch.Generator().manual_seed(self.cfg.train.seed * 31 + step)
         sums: dict[str, float] = {}
@@ -240,12 +265,15 @@ class Trainer:
                         self.model,
                         part.input_ids,
                         part.attention_mask,
-                        entropy=algo.entropy_coef > 0,
+                        entropy=fused or algo.entropy_coef > 0,
+                        entropy_grad=algo.entropy_coef > 0,
                         mask=part.mask,
                     )
+                    if entropy is not None:
+                        entropy[micro, :width] = ent.detach()
                     loss, m = policy_loss(
                         logp,
-                        old_logp[micro, :width],
+                        logp.detach() if fused else old_logp[micro, :width],
                         advantages[micro, :width],
                         part.mask,
                         algo,
@@ -267,7 +295,7 @@ class Trainer:
         self.model.eval()
         out = {f"loss/{k}": v / max(count, 1) for k, v in sums.items()}
         out["grad_norm"] = sum(grad_norms) / max(len(grad_norms), 1)
-        return out
+        return out, entropy
 
     def _record(self, step: int, metrics: dict[str, Any], histograms: dict[str, Any]) -> None:
         self.history.append({"step": step, **{k: v for k, v in metrics.items() if isinstance(v, int | float)}})
