@@ -81,11 +81,12 @@ def ours(entry: dict[str, Any], category: str, turns: list[list[str]]) -> dict[s
     return {"results": results, "state": domains.state_json()}
 
 
-def run(python: str, categories: tuple[str, ...] = MULTI_TURN_CATEGORIES) -> dict[str, dict[str, Any]]:
-    """Per category: trajectories, how many agree, and the disagreeing (entry, mutation) pairs."""
+def run(python: str, categories: tuple[str, ...] = MULTI_TURN_CATEGORIES, stride: int = 1) -> dict[str, dict[str, Any]]:
+    """Per category: trajectories, how many agree, and the disagreeing (entry, mutation) pairs; every
+    ``stride``-th entry only when ``stride`` > 1."""
     cases, lines = [], []
     for category in categories:
-        for entry in entries(category):
+        for entry in entries(category)[::stride]:
             for kind, turns in trajectories(entry).items():
                 cases.append((category, entry["id"], kind, ours(entry, category, turns)))
                 keep = ("id", "initial_config", "involved_classes")

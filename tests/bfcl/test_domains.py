@@ -35,10 +35,11 @@ def test_ground_truth_runs_without_errors(require_bfcl_data: None) -> None:
 
 @pytest.mark.slow
 def test_execution_agrees_with_bfcl_executor(bfcl_oracle: str) -> None:
-    summary = run(bfcl_oracle)
+    # Every 4th entry keeps CI short; `python -m tests.bfcl.multi_turn_differential` runs them all (docs/bfcl.md).
+    summary = run(bfcl_oracle, stride=4)
     assert set(summary) == set(MULTI_TURN_CATEGORIES)
     for category, s in summary.items():
-        assert s["cases"] >= 5 * 190, category  # ground truth + 4 mutations for (nearly) every entry
+        assert s["cases"] >= 5 * 48, category  # ground truth + 4 mutations for (nearly) every entry
         assert s["agree"] / s["cases"] >= 0.99, (category, s["disagreements"][:10])
 
 
