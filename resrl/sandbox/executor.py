@@ -3,7 +3,7 @@ and ``verdicts.py``: the three files are mounted or copied into containers as th
 
 One executor process is one slot: it reads framed JSON requests (4-byte big-endian length + UTF-8 JSON) from
 its transport, runs one job at a time, and answers with a result dict. Per job it forks children that get a
-new session, an empty environment, a private work directory, rlimits, and a dedicated uid (``100000 + the
+new session, a minimal environment, a private work directory, rlimits, and a dedicated uid (``100000 + the
 executor's pid``), so the process-count limit (RLIMIT_NPROC on a non-root uid) does not depend on anything else
 on the host and every leftover process of the job can be killed with ``kill(-1)`` from that uid. At start-up the
 executor moves itself into a new, empty network namespace and builds a private read-only root (``isolation.py``),

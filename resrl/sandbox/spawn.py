@@ -39,10 +39,18 @@ class Jail:
 
     def __init__(self, uid: int | None, root: str | None, work: str, exe: str, stdlib: str) -> None:
         self.uid, self.root, self.work, self.exe, self.stdlib = uid, root, work, exe, stdlib
+        # Set here, in the executor, once: every job process inherits them instead of setting them after its
+        # fork, where rebuilding os.environ and a first ctypes call cost ~0.6 ms of copied pages per process.
+        # The executor (started with an empty environment) takes the jobs' environment as its own, and
+        # no_new_privs binds it and everything it forks: no setuid binary or file capability lifts a job.
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": isolation.WORK if root else work,
+                           "TMPDIR": "/tmp" if root else work, "LANG": "C.UTF-8"})  # fmt: skip
+        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
     def enter(self, limits: dict, fds: list[int]) -> None:
-        """Own session, ``fds`` as 0..n-1 and nothing else, rlimits, the private root, the job uid, no_new_privs,
-        an empty environment."""
+        """Own session, ``fds`` as 0..n-1 and nothing else, rlimits, the private root, the job uid (no_new_privs
+        and the job environment are inherited from the executor, see ``__init__``)."""
         os.setsid()
         high = [fcntl.fcntl(f, fcntl.F_DUPFD, 256) for f in fds]  # so that no dup2 below overwrites a source
         for dst, src in enumerate(high):
@@ -56,18 +64,15 @@ class Jail:
         rl.setrlimit(rl.RLIMIT_NOFILE, (limits["open_files"],) * 2)
         rl.setrlimit(rl.RLIMIT_CORE, (0, 0))
         rl.setrlimit(rl.RLIMIT_NPROC, (limits["processes"],) * 2)
-        work, tmp = self.work, self.work
+        work = self.work
         if self.root:  # prepared once by the executor: per job, entering it is one chroot
             os.chroot(self.root)
-            work, tmp = isolation.WORK, "/tmp"
+            work = isolation.WORK
         os.chdir(work)
         if self.uid is not None:
             os.setgroups([])
             os.setgid(self.uid)
             os.setuid(self.uid)
-        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # no setuid binary or file capability can lift the job
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": tmp, "LANG": "C.UTF-8"})
         # sys.stdin/stdout/stderr already wrap fds 0-2 with empty buffers; they now reach the job's pipes
         sys.argv = ["solution.py"]
         sys.executable = self.exe
