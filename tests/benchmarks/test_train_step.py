@@ -14,7 +14,6 @@ from resrl.trainer.loop import make_tasks
 
 @pytest.mark.parametrize("env_id", ["fc/irrelevance", "fc/simple"])
 def test_trl_prompts_are_token_identical_to_ours(train_step, tmp_path, env_id):
-    pytest.importorskip("datasets", reason="the bench extra (datasets, trl) is not installed")
     from transformers import AutoTokenizer
 
     model_dir = build_tiny(tmp_path / "tiny", vocab_size=512)

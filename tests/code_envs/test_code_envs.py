@@ -80,9 +80,9 @@ def test_extract_code_prefers_the_last_python_block():
 
 
 def test_env_uses_a_remote_sandbox_server_and_flags_infra_errors():
-    from tests.sandbox.test_server import _free_port, _start, _stop
+    from tests.sandbox.support import free_port, start_server, stop_server
 
-    proc, url = _start("--workers", "1")
+    proc, url = start_server("--workers", "1")
     try:
         env = resrl.make("code/function", sandbox=url)
         task = type(env).generate_tasks("test", 1, 0)[0]
@@ -90,8 +90,8 @@ def test_env_uses_a_remote_sandbox_server_and_flags_infra_errors():
         _, reward, *_ = env.step(type(env).gold_actions(task)[0].content)
         assert reward == 1.0
     finally:
-        _stop(proc)
-    env = resrl.make("code/function", sandbox=f"http://127.0.0.1:{_free_port()}")
+        stop_server(proc)
+    env = resrl.make("code/function", sandbox=f"http://127.0.0.1:{free_port()}")
     env.reset(options={"task": task})
     _, reward, _, _, info = env.step(type(env).gold_actions(task)[0].content)
     assert reward == 0.0 and "infra_error" in info
