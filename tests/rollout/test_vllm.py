@@ -123,12 +123,11 @@ def test_vllm_real_templates_stay_token_exact(vllm_result, trained_dir, chat_tem
         tok = family_tokenizer(AutoTokenizer.from_pretrained(trained_dir), family)
         trajs = [Trajectory.model_validate(t) for t in run["trajectories"]]
         assert any(t.turns >= 2 for t in trajs), name
-        whole = _check_real_template_trajectories(trajs, family, tok, model)
-        # The tiny model was trained on ChatML: it ends its turns with <|im_end|>, a stop token of its
-        # generation_config. Under Llama's template that turn keeps the <|im_end|> it generated where a
-        # re-rendering writes <|eot_id|>, so only Qwen3's episodes can re-render whole.
-        if name.startswith("qwen3"):
-            assert whole > 0, name
+        # Every trajectory's prompt, observation deltas and log-probs are checked; the whole-conversation
+        # rendering is checked for each episode whose sampled turns re-render as generated. Whether any does
+        # depends on what the sampled model wrote (a ChatML-trained tiny model may end a Llama turn with
+        # <|im_end|>), so no count is required; the gold tests in test_real_templates.py check it always.
+        _check_real_template_trajectories(trajs, family, tok, model)
 
 
 def test_vllm_sessions_keep_collections_exact_and_end_with_them(vllm_result, trained_dir):

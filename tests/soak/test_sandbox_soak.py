@@ -79,11 +79,16 @@ def test_ten_thousand_jobs_leave_nothing_behind(tmp_path):
     strays: list[str] = []
     root = os.geteuid() == 0
     started = time.monotonic()
+    # Sandboxes of earlier tests in this process may still hold executors: count only this test's own.
+    earlier = set(_executors(os.getpid()))
     local = LocalSandbox(workers=2)
     with serve("sandbox", "--workers", "2", "--max-queue", "64", log_dir=tmp_path) as server:
         remote = RemoteSandbox(server.url)
-        local_execs = _executors(os.getpid())
-        local_execs = [p for p in local_execs if p not in descendants(server.pid)]
+
+        def own_executors() -> list[int]:
+            return [p for p in _executors(os.getpid()) if p not in earlier and p not in descendants(server.pid)]
+
+        local_execs = own_executors()
         server_execs = _executors(server.pid)
         slots = [[p for p in execs if _parent(p) == owner] for owner, execs in
                  ((os.getpid(), local_execs), (server.pid, server_execs))]  # fmt: skip
@@ -117,7 +122,7 @@ def test_ten_thousand_jobs_leave_nothing_behind(tmp_path):
         run_s = time.monotonic() - started
         # the same executors served every job: none died (a restart would also hide a leak)
         assert _executors(server.pid) == server_execs
-        assert [p for p in _executors(os.getpid()) if p not in descendants(server.pid)] == local_execs
+        assert own_executors() == local_execs
         execs = local_execs + server_execs
         assert [p for e in execs for p in descendants(e) if p not in execs] == [], "a job's process outlived it"
         work_dirs = [*Path(local.base_dir).glob("work-*"), *Path("/tmp").glob(f"resrl-sandbox-{server.pid}-*/work-*")]

@@ -63,6 +63,9 @@ def main(model: str, out: str) -> None:
         Path(out),
         rollout={"backend": "vllm", "engine_kwargs": {"max_model_len": 512, "enforce_eager": True, "dtype": "float32"}},
         optim={"lr": 5e-2},
+        # NSR scores every failed rollout, so the step moves the weights even when no group has mixed outcomes
+        # (ResRL and GRPO give such groups no signal); this test is about the weight sync, not the scheme.
+        algo={"scheme": "nsr"},
     )
     trainer = Trainer(validate_config(raw))
     policy = trainer.engine.policy
