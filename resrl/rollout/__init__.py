@@ -5,25 +5,21 @@ from resrl.rollout.collector import Collector
 from resrl.rollout.policy import Generation, Policy, SamplingParams, load_policy
 from resrl.rollout.trajectory import Trajectory
 
+_LAZY = {  # heavy libraries (transformers, vllm, httpx) load on first use only
+    "HFPolicy": "resrl.rollout.hf",
+    "score_logprobs": "resrl.rollout.hf",
+    "VLLMPolicy": "resrl.rollout.vllm",
+    "OpenAIPolicy": "resrl.rollout.openai_server",
+    "ScriptedPolicy": "resrl.rollout.scripted",
+    "GoldPolicy": "resrl.rollout.scripted",
+}
+
 
 def __getattr__(name: str):
-    # Backends import heavy libraries (transformers, vllm, httpx); load them on first use only.
-    if name in ("HFPolicy", "score_logprobs"):
-        from resrl.rollout import hf
+    if name in _LAZY:
+        import importlib
 
-        return getattr(hf, name)
-    if name == "VLLMPolicy":
-        from resrl.rollout.vllm import VLLMPolicy
-
-        return VLLMPolicy
-    if name == "OpenAIPolicy":
-        from resrl.rollout.openai_server import OpenAIPolicy
-
-        return OpenAIPolicy
-    if name in ("ScriptedPolicy", "GoldPolicy"):
-        from resrl.rollout import scripted
-
-        return getattr(scripted, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'resrl.rollout' has no attribute {name!r}")
 
 

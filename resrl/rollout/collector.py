@@ -39,7 +39,9 @@ from resrl.core.formats import AUTO, ToolCallParseError, get_format
 from resrl.core.messages import Message, chat_template_message
 from resrl.core.task import Task
 from resrl.rollout.chat import ChatCodec, generation_stop_ids, renders_calls_faithfully, resolve_tool_format
+from resrl.rollout.env_router import EnvRouter
 from resrl.rollout.policy import Generation, Policy, SamplingParams
+from resrl.rollout.seeding import derive_seed
 from resrl.rollout.trajectory import Trajectory
 
 log = logging.getLogger("resrl.rollout")
@@ -55,6 +57,7 @@ class _Episode:
     task: Task
     sample: int
     deadline: float
+    group: int = 0  # earlier groups of the same task in this collection (a task listed twice gets fresh samples)
     env: Any = None
     tools: list[dict] = field(default_factory=list)
     prompt_ids: list[int] = field(default_factory=list)
@@ -86,8 +89,10 @@ class _Episode:
 class Collector:
     """Runs episodes of ``env`` with ``policy`` and returns :class:`Trajectory` records.
 
-    ``env`` is an env id for :func:`resrl.make`, or a factory returning any env with gymnasium
-    ``reset``/``step``, plain or ``async`` (such as ``RemoteEnv`` / ``AsyncRemoteEnv``).
+    ``env`` is an env id for :func:`resrl.make`, a factory returning any env with gymnasium ``reset``/``step``,
+    plain or ``async`` (such as ``RemoteEnv`` / ``AsyncRemoteEnv``), or None: each task then runs in the env
+    its ``env_id`` names (an :class:`~resrl.rollout.env_router.EnvRouter`: in process with ``env_kwargs`` per
+    env id, or on the ``env_servers`` replicas), so one collection batches tasks of several envs.
 
     ``tool_format`` is ``"auto"`` (the format the tokenizer's chat template renders; the resolved name is
     :attr:`tool_format`, so pass it to a factory's envs) or a format name. ``chat_template_kwargs`` go to every
@@ -102,6 +107,13 @@ class Collector:
     seed. The default overlaps only for ``async`` (remote) envs; for sync envs the engine waits for the steps
     its last step triggered, which keeps a seeded collection reproducible.
 
+    Seeds: every generation request carries ``derive_seed(collect seed, env id, task id, group, sample, turn)``,
+    so with a backend that honours per-request seeds (``hf``, OpenAI-style servers) an episode's tokens do not
+    depend on which other episodes share the batch, nor on how many ranks split the groups. The collect seed is
+    :meth:`collect`'s ``seed``; without one, ``derive_seed(seed, k)`` for the collector's ``k``-th collection
+    (a new collector with the same ``seed`` repeats its collections); with neither, requests are unseeded and
+    the backend draws from its own RNG (for ``hf``, torch's global one).
+
     After :meth:`collect`, ``timings`` holds the seconds spent inside the engine (``generate_s``), the rest of
     the loop (``env_s``: env steps, templating, bookkeeping) and the number of engine calls.
     """
@@ -109,7 +121,7 @@ class Collector:
     def __init__(
         self,
         policy: Policy,
-        env: str | EnvFactory,
+        env: str | EnvFactory | None = None,
         *,
         tool_format: str = AUTO,
         max_turns: int = 8,
@@ -123,6 +135,8 @@ class Collector:
         seed: int | None = None,
         overlap_env: bool | None = None,
         progress: bool = True,
+        env_kwargs: dict[str, dict[str, Any]] | None = None,
+        env_servers: list[str] | None = None,
     ) -> None:
         if max_turns < 1 or max_tokens < 1 or max_new_tokens_per_turn < 1:
             raise ValueError("max_turns, max_tokens and max_new_tokens_per_turn must be positive")
@@ -138,13 +152,16 @@ class Collector:
         self.format = get_format(self.tool_format)
         # structured tool_calls in the recorded messages only where the template renders them back as written
         self.structured_calls = self.tool_format != "openai" and renders_calls_faithfully(self.codec, self.tool_format)
-        if isinstance(env, str):
-            from resrl.core.registry import make
-
-            env_id, fmt = env, self.tool_format
-            self.env_factory: EnvFactory = lambda: make(env_id, tool_format=fmt)
+        if (env_kwargs or env_servers) and env is not None:
+            raise ValueError("env_kwargs and env_servers apply only with env=None (each task routed to its env)")
+        router = EnvRouter(self.tool_format, env_kwargs, env_servers or ())
+        if env is None:
+            self.env_factory: Callable[[Task], Any] = router
+        elif isinstance(env, str):
+            env_id = env
+            self.env_factory = lambda task: router({"env_id": env_id})
         else:
-            self.env_factory = env
+            self.env_factory = lambda task: env()
         self.max_turns = max_turns
         self.max_tokens = max_tokens
         self.max_new_tokens_per_turn = max_new_tokens_per_turn
@@ -154,20 +171,31 @@ class Collector:
         self.seed = seed
         self.overlap_env = overlap_env
         self.progress = progress
-        self._round = 0
+        self._collects = 0
+        self._collect_seed: int | None = None
         self.timings: dict[str, float] = {"generate_s": 0.0, "env_s": 0.0, "engine_calls": 0}
 
     # -- public --------------------------------------------------------------------------------------------
-    def collect(self, tasks: list[Task], n: int = 1) -> list[Trajectory]:
-        """``n`` episodes per task (one group per task); trajectories in task order, then sample order."""
+    def collect(self, tasks: list[Task], n: int = 1, *, seed: int | None = None) -> list[Trajectory]:
+        """``n`` episodes per task (one group per task); trajectories in task order, then sample order.
+
+        ``seed`` seeds this collection's sampling (the trainer passes one per step); see the class docstring.
+        """
         if n < 1:
             raise ValueError("n must be at least 1")
+        self._collects += 1
+        if seed is None and self.seed is not None:
+            seed = derive_seed(self.seed, self._collects)
+        self._collect_seed = seed
         start = time.monotonic()
-        episodes = [
-            _Episode(task=t, sample=k, deadline=start + self.episode_timeout, env_id=t.env_id)
-            for t in tasks
-            for k in range(n)
-        ]
+        seen: dict[tuple[str, str], int] = {}
+        episodes = []
+        for t in tasks:
+            group = seen[t.env_id, t.id] = seen.get((t.env_id, t.id), -1) + 1
+            episodes += [
+                _Episode(task=t, sample=k, group=group, deadline=start + self.episode_timeout, env_id=t.env_id)
+                for k in range(n)
+            ]
         bar = _progress_bar(len(episodes), self.progress)
         self.timings = {"generate_s": 0.0, "env_s": 0.0, "engine_calls": 0}
         self._loop = asyncio.new_event_loop()
@@ -183,7 +211,7 @@ class Collector:
             self._bar_done = 0
             self._update_bar(bar, episodes)
             opener = getattr(self.policy, "open_stream", None)
-            stream = opener(self._next_seed()) if callable(opener) else None
+            stream = opener(seed) if callable(opener) else None
             if stream is not None:
                 try:
                     self._run_stream(stream, episodes, pool, bar)
@@ -225,7 +253,7 @@ class Collector:
             self._wait(e, fut, "reset")
 
     def _reset_one(self, e: _Episode) -> None:
-        e.env = self.env_factory()
+        e.env = self.env_factory(e.task)
         observation, info = self._call(e.env.reset, seed=e.sample, options={"task": e.task})
         e.tools = list(info.get("tools") or e.task.tools)
         e.env_id = info.get("env_id") or e.env_id
@@ -235,16 +263,15 @@ class Collector:
         except Exception as exc:  # this episode's messages broke the template or tokenizer: ours, not the model's
             self._template_failed(e, exc)
 
-    def _next_seed(self) -> int | None:
-        self._round += 1
-        return None if self.seed is None else self.seed + self._round
-
-    def _sampling(self, e: _Episode, seed: int | None = None) -> SamplingParams | None:
+    def _sampling(self, e: _Episode) -> SamplingParams | None:
         """This turn's sampling, or None (and the episode finished) when the token budget is spent."""
         budget = min(self.max_new_tokens_per_turn, self.max_tokens - len(e.response_ids))
         if budget <= 0:
             e.finish("length")
             return None
+        seed = None
+        if self._collect_seed is not None:  # what identifies this request, never its place in the batch
+            seed = derive_seed(self._collect_seed, e.task.env_id, e.task.id, e.group, e.sample, e.turns)
         return SamplingParams(
             temperature=self.temperature, max_new_tokens=budget, stop_ids=self.codec.stop_ids, seed=seed
         )
@@ -328,8 +355,7 @@ class Collector:
         """Lock-step: one batched generation for every active episode, then every env step, and again."""
         while active := [e for e in episodes if e.finish_reason is None]:
             t0 = time.monotonic()
-            seed = self._next_seed()
-            ready = [(e, sp) for e in active if (sp := self._sampling(e, seed)) is not None]
+            ready = [(e, sp) for e in active if (sp := self._sampling(e)) is not None]
             engine_s = 0.0
             if ready:
                 self.timings["engine_calls"] += 1

@@ -20,6 +20,7 @@ import torch
 from resrl.models.hf_api import output_cache, with_cache
 from resrl.rollout.kvstore import PrefixKVStore, assemble, extract, supports_prefix_store
 from resrl.rollout.policy import Generation, SamplingParams, per_prompt
+from resrl.rollout.seeding import request_seeds
 
 log = logging.getLogger("resrl.rollout")
 
@@ -82,10 +83,26 @@ class HFPolicy:
         self.pad_id = int(pad if pad is not None else self.tokenizer.eos_token_id)
         self.store = PrefixKVStore(self.model, prefix_cache_bytes) if prefix_cache_bytes > 0 else None
         self._streamable: bool | None = None
+        # True when built on the trainer's module (for_trainer): an optimizer step reaches it with no sync.
+        self.shares_weights = False
+
+    @classmethod
+    def from_spec(cls, target: str, **kwargs: Any) -> HFPolicy:
+        """``hf:PATH``: the checkpoint folder at ``PATH``."""
+        return cls(target, **kwargs)
+
+    @classmethod
+    def for_trainer(cls, ctx: Any) -> HFPolicy:
+        """The trainer's own module: after an optimizer step the sampler already has the new weights."""
+        # A single-turn run has no later turn to reuse a finished row's KV for, so keeping it only costs copies.
+        store = {"prefix_cache_bytes": 0} if ctx.rollout.max_turns == 1 else {}
+        policy = cls(ctx.model, ctx.tokenizer, **store)
+        policy.shares_weights = True
+        return policy
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy tensors into the model by name (a no-op in effect when they already are its parameters)."""
-        params = dict(self.model.named_parameters())
+        params = self.model.state_dict(keep_vars=True)  # state_dict names: tied weights (lm_head) included
         with torch.no_grad():
             for name, tensor in named_tensors:
                 if name not in params:
@@ -101,13 +118,18 @@ class HFPolicy:
     def generate(
         self, prompts: list[list[int]], sampling: SamplingParams | Sequence[SamplingParams]
     ) -> list[Generation]:
-        """Sample one continuation per prompt, in batches of ``batch_size``."""
+        """Sample one continuation per prompt, in batches of ``batch_size``.
+
+        A prompt with a seed samples from its own random stream (:func:`draws`), so its tokens do not depend on
+        the other prompts (up to float noise in batched logits); one shared ``SamplingParams`` seeds prompt ``i``
+        with ``derive_seed(seed, i)``. Unseeded prompts draw from torch's global RNG.
+        """
         params = per_prompt(sampling, len(prompts))
+        seeds = request_seeds(sampling, len(prompts))
         out: list[Generation] = []
         for start in range(0, len(prompts), self.batch_size):
-            out += self._generate_batch(
-                prompts[start : start + self.batch_size], params[start : start + self.batch_size]
-            )
+            end = start + self.batch_size
+            out += self._generate_batch(prompts[start:end], params[start:end], seeds[start:end])
         return out
 
     def open_stream(self, seed: int | None = None):
@@ -159,27 +181,34 @@ class HFPolicy:
         return output_cache(out), attn, out.logits[:, -1, :]
 
     def generator(self, seed: int | None) -> torch.Generator:
-        """A sampling generator: seeded, or drawn from torch's global RNG (so ``torch.manual_seed`` governs it)."""
-        gen = torch.Generator(device=self.device)
+        """A CPU generator for unseeded requests' :func:`draws`: seeded, or drawn from torch's global RNG (so
+        ``torch.manual_seed`` governs it)."""
+        gen = torch.Generator()
         gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
         return gen
 
     @torch.no_grad()
-    def _generate_batch(self, prompts: list[list[int]], params: list[SamplingParams]) -> list[Generation]:
+    def _generate_batch(
+        self, prompts: list[list[int]], params: list[SamplingParams], seeds: list[int | None]
+    ) -> list[Generation]:
         n, dev = len(prompts), self.device
         cache, attn, logits = self.prefill(prompts)
         pos = attn.sum(1, keepdim=True) - 1
         temps = torch.tensor([p.temperature for p in params], dtype=torch.float32, device=dev)
         limits = torch.tensor([p.max_new_tokens for p in params], device=dev)
         stops = [set() if p.ignore_stop else set(p.stop_ids) for p in params]
-        gen = self.generator(params[0].seed)
+        noise = torch.ones((n, int(limits.max())), dtype=torch.float64)  # row i's uniform for its t-th token
+        for i, (p, seed) in enumerate(zip(params, seeds, strict=True)):
+            if p.temperature > 0:  # greedy rows draw nothing
+                noise[i, : p.max_new_tokens] = draws(p.max_new_tokens, seed)
+        noise = noise.to(dev)
         keep_kv = self.store is not None and supports_prefix_store(cache)
         tokens: list[list[int]] = [[] for _ in range(n)]
         logps: list[list[float]] = [[] for _ in range(n)]
         reasons: list[str | None] = [None] * n
         rows = list(range(n))  # batch row -> prompt index; finished rows are dropped from the batch
         for step in range(int(limits.max())):
-            chosen, chosen_lp = sample(logits, temps, gen)
+            chosen, chosen_lp = sample(logits, temps, noise[:, step])
             keep = []
             for b, (tok, lp) in enumerate(zip(chosen.tolist(), chosen_lp.tolist(), strict=True)):
                 i = rows[b]
@@ -200,7 +229,7 @@ class HFPolicy:
                 index = torch.tensor(keep, device=dev)
                 cache.batch_select_indices(index)
                 chosen, attn, pos = chosen[index], attn[index], pos[index]
-                temps, limits = temps[index], limits[index]
+                temps, limits, noise = temps[index], limits[index], noise[index]
                 rows = [rows[b] for b in keep]
             attn = torch.cat([attn, torch.ones((len(rows), 1), dtype=attn.dtype, device=dev)], dim=1)
             pos = pos + 1
@@ -218,12 +247,28 @@ class HFPolicy:
         ]
 
 
-def sample(logits: torch.Tensor, temps: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One token per row from ``log_softmax(logits / T)`` (argmax where ``T == 0``), with its log-prob."""
+def draws(n: int, seed: int | None, fallback: torch.Generator | None = None) -> torch.Tensor:
+    """The ``n`` uniforms in (0, 1] a request samples its ``n`` tokens with (:func:`sample`), in order.
+
+    Seeded, they come from the request's own CPU generator: the same numbers on every device, whatever else is
+    in the batch. Unseeded, from ``fallback`` (torch's global RNG when None, so ``torch.manual_seed`` governs).
+    """
+    gen = torch.Generator().manual_seed(seed) if seed is not None else fallback
+    return 1.0 - torch.rand(n, generator=gen, dtype=torch.float64)
+
+
+def sample(logits: torch.Tensor, temps: torch.Tensor, uniforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row from ``log_softmax(logits / T)`` (argmax where ``T == 0``), with its log-prob.
+
+    Row ``b`` takes the token at which the cumulative distribution reaches ``uniforms[b]`` (in (0, 1]; inverse
+    CDF): one number per token and row, so a row's choice depends on its own logits and number only.
+    """
     logits = logits.float()
     greedy = temps == 0
     logp = torch.log_softmax(logits / torch.where(greedy, torch.ones_like(temps), temps)[:, None], dim=-1)
-    sampled = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)
+    cdf = logp.double().exp().cumsum(-1)  # float64: in float32 the top of a large vocab's sum swallows rare tokens
+    at = uniforms.to(cdf.device, cdf.dtype)[:, None] * cdf[:, -1:]
+    sampled = torch.searchsorted(cdf, at).squeeze(1).clamp_max(cdf.shape[-1] - 1)  # first index with cdf >= at
     chosen = torch.where(greedy, logp.argmax(-1), sampled)
     return chosen, logp.gather(1, chosen[:, None]).squeeze(1)
 

@@ -26,6 +26,7 @@ import httpx
 import torch
 
 from resrl.rollout.policy import Generation, SamplingParams, per_prompt
+from resrl.rollout.seeding import request_seeds
 
 log = logging.getLogger("resrl.rollout.openai")
 
@@ -68,6 +69,13 @@ class OpenAIPolicy:
         self.tokenizer = tokenizer
         self._warned_text_only = False
 
+    shares_weights = False
+
+    @classmethod
+    def from_spec(cls, target: str, **kwargs: Any) -> OpenAIPolicy:
+        """``openai:URL``: the server whose ``/v1`` base is ``URL``."""
+        return cls(target, **kwargs)
+
     def _first_model(self) -> str:
         data = self._request("GET", "/models")["data"]
         if not data:
@@ -96,10 +104,15 @@ class OpenAIPolicy:
     ) -> list[Generation]:
         """One completion request per prompt, ``max_concurrency`` at a time."""
         params = per_prompt(sampling, len(prompts))
+        seeds = request_seeds(sampling, len(prompts))  # per-request seeds as given; a shared one spread per prompt
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
-            return list(pool.map(self._one, prompts, params, range(len(prompts))))
+            return list(pool.map(self._one, prompts, params, seeds))
 
-    def _one(self, prompt: list[int], p: SamplingParams, index: int) -> Generation:
+    def complete(self, prompt: list[int], sampling: SamplingParams) -> Generation:
+        """One completion request, seeded with ``sampling.seed`` as given."""
+        return self._one(prompt, sampling, sampling.seed)
+
+    def _one(self, prompt: list[int], p: SamplingParams, seed: int | None) -> Generation:
         body = {
             "model": self.model,
             "prompt": list(prompt),
@@ -113,8 +126,8 @@ class OpenAIPolicy:
             "stop_token_ids": [] if p.ignore_stop else list(p.stop_ids),
             "ignore_eos": p.ignore_stop or bool(p.stop_ids),
         }
-        if p.seed is not None:
-            body["seed"] = p.seed + index
+        if seed is not None:
+            body["seed"] = seed
         choice = self._request("POST", "/completions", body)["choices"][0]
         token_logprobs = [float(x) for x in (choice.get("logprobs") or {}).get("token_logprobs") or []]
         ids = choice.get("token_ids")

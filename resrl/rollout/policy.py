@@ -1,5 +1,5 @@
-"""The policy interface every backend implements, and ``load_policy("hf:PATH" | "vllm:PATH" | "openai:URL" |
-"gold:PATH")`` (gold: each task's gold solution, played with the tokenizer at PATH).
+"""The policy interface every backend implements, and ``load_policy("NAME:TARGET")`` over the backend registry
+(:mod:`resrl.rollout.backends`: ``hf:PATH``, ``vllm:PATH``, ``openai:URL``, ``gold:PATH``, ...).
 
 A policy takes token ids and returns token ids: prompts are never re-tokenized, and the generated ids come
 back exactly as sampled, with the log-probability of each under the sampling temperature and no other logits
@@ -89,25 +89,15 @@ def per_prompt(sampling: SamplingParams | Sequence[SamplingParams], n: int) -> l
 
 
 def load_policy(spec: str, **kwargs: Any) -> Policy:
-    """A policy from ``hf:PATH``, ``vllm:PATH``, ``openai:URL`` (``URL`` is the server's ``/v1`` base) or
-    ``gold:PATH`` (gold solutions played with the tokenizer at ``PATH``)."""
+    """A policy from ``NAME:TARGET``: ``hf:PATH``, ``vllm:PATH``, ``openai:URL`` (the server's ``/v1`` base),
+    ``gold:PATH`` (gold solutions played with the tokenizer at ``PATH``), or any backend in
+    :mod:`resrl.rollout.backends`."""
+    from resrl.rollout.backends import backend_class, backend_names
+
     kind, sep, target = spec.partition(":")
     if not sep or not target:
-        raise ValueError(f"policy spec {spec!r} must look like hf:PATH, vllm:PATH, openai:URL or gold:PATH")
-    if kind == "hf":
-        from resrl.rollout.hf import HFPolicy
-
-        return HFPolicy(target, **kwargs)
-    if kind == "vllm":
-        from resrl.rollout.vllm import VLLMPolicy
-
-        return VLLMPolicy(target, **kwargs)
-    if kind == "openai":
-        from resrl.rollout.openai_server import OpenAIPolicy
-
-        return OpenAIPolicy(target, **kwargs)
-    if kind == "gold":
-        from resrl.rollout.scripted import GoldPolicy
-
-        return GoldPolicy.from_pretrained(target)
-    raise ValueError(f"unknown policy backend {kind!r} in {spec!r}; choose hf, vllm, openai or gold")
+        raise ValueError(
+            f"policy spec {spec!r} must look like NAME:TARGET, e.g. hf:PATH, vllm:PATH, openai:URL or gold:PATH "
+            f"(backends: {', '.join(backend_names())})"
+        )
+    return backend_class(kind).from_spec(target, **kwargs)

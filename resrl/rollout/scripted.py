@@ -64,6 +64,15 @@ class GoldPolicy:
         self._lengths: set[int] = set()
         self._env_classes: dict[str, Any] = {}
 
+    shares_weights = False
+
+    @classmethod
+    def from_spec(cls, target: str, **kwargs: Any) -> GoldPolicy:
+        """``gold:PATH``: gold play with the tokenizer at ``PATH``."""
+        if kwargs:
+            raise ValueError(f"the gold policy takes no options (got {', '.join(sorted(kwargs))})")
+        return cls.from_pretrained(target)
+
     @classmethod
     def from_pretrained(cls, path: str) -> GoldPolicy:
         """The tokenizer (and ``generation_config`` stop tokens) of a checkpoint or tokenizer folder."""

@@ -57,6 +57,18 @@ class VLLMPolicy:
             self.llm = LLM(model=str(path), **engine_kw)
         self.tokenizer = tokenizer or self.llm.get_tokenizer()
 
+    shares_weights = False
+
+    @classmethod
+    def from_spec(cls, target: str, **kwargs: Any) -> VLLMPolicy:
+        """``vllm:PATH``: an in-process engine on the checkpoint folder at ``PATH``."""
+        return cls(target, **kwargs)
+
+    @classmethod
+    def for_trainer(cls, ctx: Any) -> VLLMPolicy:
+        """An in-process engine on the run's starting checkpoint; the trainer pushes each step's weights."""
+        return cls(ctx.model_path, **{"gpu_memory_utilization": 0.3, "seed": ctx.seed, **ctx.rollout.engine_kwargs})
+
     def generate(
         self, prompts: list[list[int]], sampling: SamplingParams | Sequence[SamplingParams]
     ) -> list[Generation]:

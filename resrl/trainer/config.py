@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from resrl.algos import AlgoConfig
 
@@ -46,7 +46,7 @@ class ModelConfig(_Section):
 class RolloutConfig(_Section):
     """How episodes are sampled."""
 
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: str = Field("hf", description="a policy backend: hf, vllm, or another in resrl.rollout.backends")
     n: int = Field(8, ge=1, description="samples per task (the group size)")
     max_turns: int = Field(4, ge=1)
     max_tokens: int = Field(512, ge=8, description="prompt + all turns")
@@ -60,6 +60,16 @@ class RolloutConfig(_Section):
     )
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra vllm.LLM arguments")
 
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from resrl.rollout.backends import backend_class
+
+        cls_ = backend_class(value)  # unknown names raise, listing the known ones
+        if not hasattr(cls_, "for_trainer"):
+            raise ValueError(f"policy backend {value!r} cannot sample for the trainer (it has no for_trainer)")
+        return value
+
 
 class DataConfig(_Section):
     """Which environments and how many tasks of each split."""
@@ -71,6 +81,24 @@ class DataConfig(_Section):
     env_kwargs: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="constructor kwargs per env id, e.g. {fc/multi/x: {reward_mode: fraction}}"
     )
+    env_servers: list[str] = Field(
+        default_factory=list,
+        description="base URLs of `resrl serve env` replicas to run episodes on (sticky sessions); empty: in process",
+    )
+
+    @field_validator("env_servers")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        bad = [u for u in value if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"env server URLs must start with http:// or https:// (got {', '.join(bad)})")
+        return value
+
+    @model_validator(mode="after")
+    def _servers_take_no_kwargs(self) -> DataConfig:
+        if self.env_servers and self.env_kwargs:
+            raise ValueError("env_kwargs apply to in-process envs only; configure them on the env servers instead")
+        return self
 
 
 class OptimConfig(_Section):
@@ -105,6 +133,9 @@ class TrainLoopConfig(_Section):
     save_every: int = Field(0, ge=0, description="0: only at the end")
     out_dir: str = "runs/resrl"
     seed: int = 0
+    parallel: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto", description="under torchrun: ddp (whole model per rank) or fsdp (FSDP2 shards); auto: ddp, none alone"
+    )
     plots: bool = True
     tensorboard: bool = True
 

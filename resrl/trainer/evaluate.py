@@ -69,13 +69,12 @@ def evaluate_policy(policy: Any, settings: EvalSettings, *, progress: bool = Tru
     (with ``settings`` and ``wall_s`` added) and the trajectories. Seeded: the same policy and settings draw
     the same tasks and, with a seeded backend, the same samples."""
     from resrl.rollout import Collector
-    from resrl.trainer.engine import TaskRoutedEnv
     from resrl.trainer.loop import make_tasks
 
     tasks = make_tasks(settings.envs, settings.split, settings.tasks, settings.seed)
     collector = Collector(
         policy,
-        lambda: TaskRoutedEnv(collector.tool_format),  # the resolved format, also for tool_format="auto"
+        None,  # each task runs in the env its env_id names, in the resolved format (also for "auto")
         tool_format=settings.tool_format,
         max_turns=settings.max_turns,
         max_tokens=settings.max_tokens,
