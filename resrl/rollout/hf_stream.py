@@ -4,7 +4,8 @@ A multi-turn episode ends a turn, waits for its env step, and comes back with a 
 rounds every episode waits for the slowest turn of the round; here the batch keeps decoding while episodes
 leave it, and a returning episode is prefilled on its own (only its new tokens: the KV of everything it had
 generated is taken from the prefix store) and then stacked onto the running batch. The sampling, the recorded
-log-probs and the token layout are the same as :meth:`HFPolicy.generate`.
+log-probs and the token layout are the same as :meth:`HFPolicy.generate`: a request with a seed samples from its
+own random stream, whenever it joins and whatever runs beside it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from resrl.models.hf_api import output_cache, with_cache
-from resrl.rollout.hf import sample
+from resrl.rollout.hf import draws, sample
 from resrl.rollout.kvstore import extract, select_rows, stack_rows, supports_prefix_store
 from resrl.rollout.policy import Generation, SamplingParams
 
@@ -31,13 +32,15 @@ class _Row:
     prompt: list[int]
     limit: int
     stops: set[int]
+    noise: list[float]  # the uniform each of its tokens is sampled with (see hf.draws)
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
 
 
 class HFStream:
     """Requests in, finished generations out: ``add`` queues, ``step`` admits queued requests and decodes one
-    token for every running one, returning those that finished.
+    token for every running one, returning those that finished. A request's ``SamplingParams.seed`` seeds its
+    tokens; requests without one draw from a generator seeded with ``seed`` (or from torch's global RNG).
 
     Admission waits until ``admit_fraction`` of the running batch is queued (or the batch is empty, or the
     oldest request has waited ``admit_after`` steps): each admission costs a prefill forward, so admitting
@@ -113,10 +116,11 @@ class HFStream:
             raise TypeError("continuous batching needs a plain full-attention DynamicCache; use generate() instead")
         dev = self.policy.device
         temps = torch.tensor([s.temperature for _, _, s in batch], dtype=torch.float32, device=dev)
-        chosen, chosen_lp = sample(logits, temps, self.gen)
         rows = [
-            _Row(key, prompt, s.max_new_tokens, set() if s.ignore_stop else set(s.stop_ids)) for key, prompt, s in batch
+            _Row(key, prompt, s.max_new_tokens, set() if s.ignore_stop else set(s.stop_ids), self._noise(s))
+            for key, prompt, s in batch
         ]
+        chosen, chosen_lp = sample(logits, temps, self._uniforms(rows))
         done, keep = self._advance(rows, chosen, chosen_lp, cache, attn)
         if not keep:
             return done
@@ -148,7 +152,7 @@ class HFStream:
         )
         self.cache = output_cache(out)
         self.pos = self.pos + 1
-        chosen, chosen_lp = sample(out.logits[:, -1, :], self.temps, self.gen)
+        chosen, chosen_lp = sample(out.logits[:, -1, :], self.temps, self._uniforms(self.rows))
         done, keep = self._advance(self.rows, chosen, chosen_lp, self.cache, self.attn)
         self.next = chosen
         kept = set(keep)
@@ -156,6 +160,16 @@ class HFStream:
         if not keep or 4 * (n - len(keep)) >= n:
             self._keep(keep)
         return done
+
+    def _noise(self, sampling: SamplingParams) -> list[float]:
+        if sampling.temperature == 0:  # greedy: nothing to draw
+            return [1.0] * sampling.max_new_tokens
+        return draws(sampling.max_new_tokens, sampling.seed, self.gen).tolist()
+
+    def _uniforms(self, rows: list[_Row | None]) -> torch.Tensor:
+        """Each row's uniform for its next token (finished rows, still in the batch, get an unused 1)."""
+        values = [1.0 if row is None else row.noise[len(row.tokens)] for row in rows]
+        return torch.tensor(values, dtype=torch.float64)
 
     def _advance(
         self, rows: list[_Row | None], chosen: torch.Tensor, chosen_lp: torch.Tensor, cache: Any, attn: torch.Tensor
