@@ -11,50 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import resrl
-from resrl import ChatEnv, ParsedAction, Task, Transition
-from resrl.core.messages import tool_message
+from tests.trainer.parity_env import FlakyParityEnv, ParityEnv
 
-
-class ParityEnv(ChatEnv):
-    description = "Two turns; the second is rewarded when its length in characters is even."
-    multi_turn = True
-    tags = ("test",)
-
-    @classmethod
-    def generate_tasks(cls, split, n, seed):
-        return [
-            Task(
-                id=f"parity-{split}-{seed}-{i}",
-                env_id="test/parity",
-                split=split,
-                messages=[{"role": "user", "content": f"Say something ({split} {i})."}],
-            )
-            for i in range(n)
-        ]
-
-    def _act(self, action):
-        if self.steps == 0:
-            return Transition([tool_message("noted; now answer", name="note")])
-        text = action.content if isinstance(action, ParsedAction) else str(action)
-        return Transition(reward=float(len(text) % 2 == 0), terminated=True)
-
-    @classmethod
-    def gold_actions(cls, task):
-        return [ParsedAction(content="hello"), ParsedAction(content="ok")]
-
-
-class FlakyParityEnv(ParityEnv):
-    """``test/parity`` whose env crashes (an infrastructure fault) in every episode reset with seed 0."""
-
-    def reset(self, *, seed=None, options=None):
-        if seed == 0:
-            raise RuntimeError("simulated env crash")
-        return super().reset(seed=seed, options=options)
-
-
-resrl.register("test/parity", ParityEnv)
-resrl.register("test/flaky-parity", FlakyParityEnv)
+__all__ = ["FlakyParityEnv", "ParityEnv"]
 
 
 @pytest.fixture(scope="session")
