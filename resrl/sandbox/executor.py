@@ -37,13 +37,14 @@ import tempfile
 import time
 
 if __package__:  # imported as part of resrl
-    from . import harness, isolation, spawn, verdicts
+    from . import harness, isolation, spawn, tester, verdicts
 else:  # run as a lone script next to its siblings (containers, ``python -I executor.py``); importing the
     # resrl package here would load pydantic and friends into every warm executor
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import harness  # type: ignore[no-redef]
     import isolation  # type: ignore[no-redef]
     import spawn  # type: ignore[no-redef]
+    import tester  # type: ignore[no-redef]
     import verdicts  # type: ignore[no-redef]
 
     del sys.path[0]
@@ -65,12 +66,11 @@ class Executor:
 
     def __init__(self, base_dir: str, allow_network: bool = False, allow_host_files: bool = False) -> None:
         self.is_root = os.geteuid() == 0
-        self.uid = 100000 + os.getpid() if self.is_root else os.getuid()
+        self.uid = tester.JOB_UID_BASE + os.getpid() if self.is_root else os.getuid()
+        self.tester_uid = tester.TESTER_UID_BASE + os.getpid()
         self.base = base_dir
         os.makedirs(self.base, mode=0o711, exist_ok=True)
         self.work = tempfile.mkdtemp(prefix="work-", dir=self.base)
-        if self.is_root:
-            os.chown(self.work, self.uid, self.uid)
         self.allow_network, self.allow_host_files = allow_network, allow_host_files
         self.netns_error = isolation.enter_netns()
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -103,9 +103,16 @@ class Executor:
         # a dedicated uid a job could read this process's memory anyway, so there is no zygote then.
         self.zygote = spawn.Zygote(self.jail) if self.is_root and not self.refusal else None
         self.from_zygote: set[int] = set()  # program processes the zygote forked (it reaps them)
+        # the long-lived test process (``tester.py``), forked before any job too; replaced when a job may
+        # have left it unclean. Without a dedicated uid each job forks its own (the program could kill it).
+        self.tester = tester.Tester(self.tester_uid, self.root, self.stdlib) if self.zygote else None
+        self._reset_work()
 
     def close(self) -> None:
         """Remove the work directory and the root (the executor is about to exit)."""
+        if self.tester:
+            self.tester.stop()
+            self.tester = None
         if self.zygote:
             self.zygote.close()
             self.zygote = None
@@ -169,7 +176,11 @@ class Executor:
     def _reset_work(self) -> None:
         """Empty the slot's work directory and the root's scratch mounts (reused across jobs: creating and
         removing them costs more)."""
-        os.chmod(self.work, 0o700)  # the job may have locked its own directory
+        if self.is_root:  # the job may have locked its own directory; the test process may enter it
+            os.chown(self.work, self.uid, self.tester_uid)
+            os.chmod(self.work, 0o770)
+        else:
+            os.chmod(self.work, 0o700)
         dirs = [self.work, *(f"{self.root}/{d}" for d in isolation.SCRATCH)] if self.root else [self.work]
         for d in dirs:
             with os.scandir(d) as entries:
@@ -304,37 +315,68 @@ class Executor:
         v_r, v_w = os.pipe()
         tests_end, program_end = socket.socketpair()
         started = time.monotonic()
+        fds = [empty, out_w, err_w, v_w, tests_end.fileno()]
         try:
             program = self._fork_program("serve", job, [stdin, out_w, err_w, program_end.fileno()])
-            tests = self._fork(lambda: harness.run_tests(job["tests"], 4, 3, token), job["limits"],
-                               [empty, out_w, err_w, v_w, tests_end.fileno()])  # fmt: skip
+            if self.tester:
+                tests = self._start_tester(job, token, fds)
+            else:
+                tests = self._fork(lambda: harness.run_tests(job["tests"], 4, 3, token), job["limits"], fds)
         finally:
             for f in (stdin, empty, out_w, err_w, v_w):
                 os.close(f)
             tests_end.close()
             program_end.close()
-        program = self._program_pid(program)  # forked by the zygote while we forked the test process
-        return self._supervise([tests, program], job["limits"], out_r, err_r, v_r, token, started)
+        program = self._program_pid(program)  # forked by the zygote while the test process took the job
+        return self._supervise([tests, program], job["limits"], out_r, err_r, v_r, token, started,
+                               self.tester)  # fmt: skip
+
+    def _start_tester(self, job: dict, token: str, fds: list[int]) -> int:
+        """Hand the job to the test process (a fresh one if the last was replaced or is gone); its pid."""
+        for attempt in range(2):
+            if self.tester is None:
+                self.tester = tester.Tester(self.tester_uid, self.root, self.stdlib)
+            try:
+                self.tester.start(job["tests"], token, job["limits"], fds)
+                return self.tester.pid
+            except OSError:  # it died between jobs
+                self._retire_tester()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _retire_tester(self) -> int:
+        """Kill and reap the test process (and anything of its uid); its wait status."""
+        status = self.tester.stop()
+        self.tester = None
+        return status
 
     def _supervise(self, pids: list[int], limits: dict, out_r: int, err_r: int, v_r: int, token: str,
-                   t0: float) -> dict:  # fmt: skip
-        """Collect output and reports until ``pids[0]`` ends (or a limit is hit), then kill and reap them all.
-        The run's status is the first process's, unless another one ended by itself abnormally (the program
-        process of a test pair killed by its CPU limit, say)."""
+                   t0: float, test_process: tester.Tester | None = None) -> dict:  # fmt: skip
+        """Collect output and reports until ``pids[0]`` ends, or says it is done when it is the long-lived
+        ``test_process`` (or a limit is hit), then kill and reap the others. The run's status is the first
+        process's, unless another one ended by itself abnormally (the program process of a test pair killed by
+        its CPU limit, say)."""
         cap = limits["output_bytes"]
         deadline = t0 + limits["wall_s"]
         bufs = {out_r: bytearray(), err_r: bytearray(), v_r: bytearray()}
-        pidfds = {os.pidfd_open(pid): pid for pid in pids}
+        pidfds = {os.pidfd_open(pid): pid for pid in pids[1 if test_process else 0 :]}
+        watch = [test_process.sock.fileno(), test_process.pidfd] if test_process else []
         open_fds = [out_r, err_r, v_r]
-        over, timed_out, ended = False, False, set()
-        while pids[0] not in ended:
+        over, timed_out, ended, verdict = False, False, set(), None  # verdict: the test process's "done"
+        while pids[0] not in ended and verdict is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 break
             waiting = [f for f, pid in pidfds.items() if pid not in ended]
-            ready, _, _ = select.select([*open_fds, *waiting], [], [], remaining)
+            ready, _, _ = select.select([*open_fds, *waiting, *watch], [], [], remaining)
             for f in ready:
+                if f in watch:
+                    verdict = test_process.done() if f == watch[0] else None
+                    if verdict is None:  # it died
+                        ended.add(pids[0])
+                    continue
                 if f in pidfds:
                     ended.add(pidfds[f])
                     continue
@@ -347,7 +389,7 @@ class Executor:
                     over = True
             if over:
                 break
-        if pids[0] in ended:
+        if pids[0] in ended or verdict is not None:
             # drain what is already buffered; a daemon holding the pipes open must not keep us here
             for f in list(open_fds):
                 while select.select([f], [], [], 0)[0]:
@@ -357,7 +399,10 @@ class Executor:
                     bufs[f] += chunk
         ended |= {pid for f, pid in pidfds.items() if select.select([f], [], [], 0)[0]}
         statuses = {}
-        for pid in pids:  # the group now; daemons that left it are killed by uid after the job
+        if test_process:  # kept only when it finished the job clean; else it may be inside a test
+            status = self._retire_tester() if verdict is not True else 0
+            statuses[pids[0]] = 0 if verdict is not None else status
+        for pid in pids[1 if test_process else 0 :]:  # the group now; daemons left it: killed by uid later
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             statuses[pid] = self.zygote.reap(pid) if pid in self.from_zygote else os.waitpid(pid, 0)[1]
@@ -403,7 +448,7 @@ class Executor:
             if time.monotonic() > deadline:
                 return
             if self.is_root:
-                self._kill_as_job_uid()
+                tester.kill_uid(self.uid)
             else:
                 spawn.kill_children()
             time.sleep(0.001)
@@ -416,19 +461,7 @@ class Executor:
                 kids = {int(p) for p in fh.read().split()}
         except OSError:  # a kernel without CONFIG_PROC_CHILDREN
             kids = set(spawn.children_of(me))
-        return kids - {self.zygote.pid} if self.zygote else kids
-
-    def _kill_as_job_uid(self) -> None:
-        killer = os.fork()
-        if killer == 0:  # pragma: no cover - as the job uid, kill(-1) reaches the job's processes only
-            try:
-                os.setgid(self.uid)
-                os.setuid(self.uid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
-        os.waitpid(killer, 0)
+        return kids - {p.pid for p in (self.zygote, self.tester) if p}
 
     def _sweep(self, before: dict[str, int]) -> None:
         """Remove what the job uid left in shared writable directories (files must not outlive the job); a

@@ -162,8 +162,8 @@ class Handle:
         return f"<program {self._type} object>"
 
 
-def run_tests(tests: list[dict], chan_fd: int, vfd: int, token: str) -> None:
-    """The test process: run each assert / call test against the program process; never returns."""
+def reporter(vfd: int, token: str):
+    """A function that writes one report line, prefixed with the run's token, to the verdict pipe ``vfd``."""
     write, dumps = os.write, json.dumps
 
     def report(obj: dict) -> None:
@@ -171,8 +171,23 @@ def run_tests(tests: list[dict], chan_fd: int, vfd: int, token: str) -> None:
         while data:
             data = data[write(vfd, data) :]
 
-    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program (same uid) can neither trace nor read us
+    return report
+
+
+def run_test_list(tests: list[dict], chan_fd: int, report) -> None:
+    """Run each assert / call test against the program process on socket ``chan_fd``, reporting through
+    ``report``; the socket is closed on return (the long-lived test process reuses the descriptor number)."""
+    dumps = json.dumps
     channel = Channel(chan_fd)
+    try:
+        _run_tests_on(tests, channel, report, dumps)
+    finally:
+        channel.dead = True  # a handle a test kept must not reach the next job's program
+        channel.reader.close()
+        channel.sock.close()
+
+
+def _run_tests_on(tests: list[dict], channel: Channel, report, dumps) -> None:
     try:
         names = channel.ask({"op": "start"})  # the program loads only now, after the prctl
         if not isinstance(names, dict):
@@ -181,8 +196,7 @@ def run_tests(tests: list[dict], chan_fd: int, vfd: int, token: str) -> None:
         kind = exc.args[0].split(":", 1)[0] if isinstance(exc, ProgramError) else type(exc).__name__
         msg = exc.args[0].split(": ", 1)[-1] if isinstance(exc, ProgramError) else str(exc)
         report({"event": "load_error", "type": kind, "msg": msg[:2000]})
-        _flush_quietly()
-        os._exit(0)
+        return
     report({"event": "loaded"})
     ns = {"__name__": "__test__", "__builtins__": builtins, **names}  # one namespace for all tests, as before
     for i, t in enumerate(tests):
@@ -201,6 +215,12 @@ def run_tests(tests: list[dict], chan_fd: int, vfd: int, token: str) -> None:
                 report({"event": "test", "i": i, "value": encoded})
         except BaseException as exc:  # ProgramDied too: that test failed, the executor says why
             report({"event": "test", "i": i, "ok": False, "type": type(exc).__name__, "msg": str(exc)[:2000]})
+
+
+def run_tests(tests: list[dict], chan_fd: int, vfd: int, token: str) -> None:
+    """A test process of its own for one job (executors without a dedicated uid); never returns."""
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program (same uid) can neither trace nor read us
+    run_test_list(tests, chan_fd, reporter(vfd, token))
     _flush_quietly()
     os._exit(0)  # the program process is killed next; its output was written through
 
