@@ -30,6 +30,7 @@ BACKENDS: dict[str, str] = {
     "vllm": "resrl.rollout.vllm:VLLMPolicy",
     "openai": "resrl.rollout.openai_server:OpenAIPolicy",
     "gold": "resrl.rollout.scripted:GoldPolicy",
+    "servers": "resrl.rollout.servers:ServerPoolPolicy",
 }
 
 

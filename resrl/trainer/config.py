@@ -59,6 +59,28 @@ class RolloutConfig(_Section):
         default_factory=dict, description="options for every chat-template rendering, e.g. {enable_thinking: false}"
     )
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra vllm.LLM arguments")
+    servers: list[str] = Field(
+        default_factory=list,
+        description="backend=servers: URLs of vLLM OpenAI servers (http://host:port), run with VLLM_SERVER_DEV_MODE=1",
+    )
+    sync: Literal["auto", "reload", "nccl"] = Field(
+        "auto", description="backend=servers weight sync: auto (nccl with CUDA and NCCL-ready servers), reload, nccl"
+    )
+    sync_timeout_s: float = Field(120.0, gt=0.0, description="per server and sync; a server past it leaves rotation")
+    sync_dir: str | None = Field(
+        None, description="sync=reload: checkpoint folder the servers can read (default: OUT_DIR/weights_sync)"
+    )
+
+    @model_validator(mode="after")
+    def _servers_for_servers(self) -> RolloutConfig:
+        if self.backend == "servers" and not self.servers:
+            raise ValueError("rollout.backend=servers needs rollout.servers: [URL, ...] (vLLM OpenAI servers)")
+        if self.servers and self.backend != "servers":
+            raise ValueError(f"rollout.servers is used only with rollout.backend=servers (got {self.backend!r})")
+        bad = [u for u in self.servers if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"rollout.servers URLs must start with http:// or https:// (got {', '.join(bad)})")
+        return self
 
     @field_validator("backend")
     @classmethod

