@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ class RunLogger:
             self.path.write_text("", encoding="utf-8")
         else:
             kept = [r for r in read_records(self.path) if r.get("step", 0) <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+            # Written aside and renamed over: a run killed now still finds the old file whole on its next resume.
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            with tmp.open("w", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps(r) + "\n" for r in kept))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -59,7 +66,15 @@ def read_records(path: str | Path, kind: str | None = None) -> list[dict[str, An
     p = Path(path)
     if not p.is_file():
         return []
-    records = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{p}: line {i + 1} is not JSON") from None
+            log.warning("%s: dropping a torn last line (the run was killed while writing it)", p)
     return [r for r in records if kind is None or r.get("kind") == kind]
 
 
