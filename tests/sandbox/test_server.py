@@ -85,3 +85,18 @@ def test_unreachable_server_is_an_infra_error():
     result = RemoteSandbox(f"http://127.0.0.1:{free_port()}", retries=1).run(Job(code="print(1)"))
     assert result.status == "infra_error"
     assert "unreachable" in result.message
+
+
+def test_replicas_take_over_from_one_that_is_down(server):
+    """Two replicas, one of which nothing listens on: every job still passes, on the live one."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    client = RemoteSandbox(f"{dead},{server}", retries=3)
+    job = Job(code="def f(x):\n    return x * 3\n", tests=[CallTest(fn="f", args=[2], expected=6)])
+    with ThreadPoolExecutor(4) as pool:
+        statuses = [r.status for r in pool.map(client.run, [job] * 8)]
+    assert statuses == ["passed"] * 8
+    assert client.balancer.is_down(dead) and not client.balancer.is_down(server)
+    health = client.health()
+    assert health["ok"] and not health["replicas"][dead]["ok"] and health["replicas"][server]["ok"]
+    with pytest.raises(ValueError, match="at least one sandbox server URL"):
+        RemoteSandbox(" , ")
