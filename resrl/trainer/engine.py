@@ -11,6 +11,7 @@ from resrl.core.task import Task
 from resrl.rollout import Collector
 from resrl.rollout.backends import TrainerContext, shares_weights, trainer_policy
 from resrl.rollout.trajectory import Trajectory
+from resrl.trainer import distributed
 from resrl.trainer.config import Config
 from resrl.trainer.modeling import export_weights
 
@@ -59,7 +60,8 @@ class RolloutEngine:
     def sync_weights(self) -> None:
         """Push the trainer's weights into the sampler (nothing to do when it samples with the same module)."""
         if not shares_weights(self.policy):
-            self.policy.update_weights(export_weights(self.model))
+            # under torchrun a policy with sync_scope "global" (shared servers) is pushed by rank 0 alone
+            distributed.sync_policy(self.policy, lambda: export_weights(self.model))
 
     def close(self) -> None:
         """Shut the engine down, if it has anything to shut."""

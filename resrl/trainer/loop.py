@@ -21,6 +21,7 @@ from resrl.algos import HiddenCapture, policy_loss, token_advantages
 from resrl.core.task import Task
 from resrl.metrics import distinct_n, mean_entropy, outcomes, score
 from resrl.rollout.trajectory import Trajectory
+from resrl.trainer import distributed
 from resrl.trainer.batch import TokenBatch, collate, token_logprobs
 from resrl.trainer.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
 from resrl.trainer.config import Config
@@ -62,14 +63,17 @@ class Trainer:
         if resume and ckpt is None:
             log.warning("resume asked but no checkpoint in %s; starting fresh", self.out_dir)
         seed_everything(cfg.train.seed, 0)
+        distributed.init_process_group()
+        self.parallel = distributed.resolve_parallel(cfg.train.parallel)
         self.model, self.tokenizer = load_model(cfg.model, adapter_dir=ckpt / "model" if ckpt else None)
+        distributed.shard(self.model, self.parallel)  # FSDP2 shards in place, before the optimizer sees the params
         self.optimizer = torch.optim.AdamW(
             trainable_parameters(self.model), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
         )
         self.start_step = 0
         self.history: list[dict[str, Any]] = []
         if ckpt is not None:
-            state = load_training_state(ckpt, self.optimizer)
+            state = load_training_state(ckpt, self.optimizer, self.model)
             self.start_step = int(state["step"])
             self.history = list(state.get("history", []))
             log.info("resumed from %s at step %d", ckpt, self.start_step)
@@ -78,11 +82,18 @@ class Trainer:
         self.sft_losses: list[float] = []
         if cfg.sft.enabled and ckpt is None:
             self.sft_losses = self._warm_up()
+        # DDP trains through its wrapper (which starts every rank from rank 0's weights); sampling, scoring and
+        # export use the plain module.
+        self.train_model = distributed.replicate(self.model, self.parallel)
+        self.layout = distributed.RowLayout.gather([])
         self.engine = RolloutEngine(cfg, self.model, self.tokenizer)
         if ckpt is not None:
             self.engine.sync_weights()
-        self.logger = RunLogger(
-            self.out_dir, tensorboard=cfg.train.tensorboard, resume_step=self.start_step if ckpt else None
+        # Only rank 0 writes the run's logs (every rank computes the same reduced metrics).
+        self.logger = (
+            RunLogger(self.out_dir, tensorboard=cfg.train.tensorboard, resume_step=self.start_step if ckpt else None)
+            if distributed.is_main()
+            else None
         )
         # The paper's 3500/4096 length window, rescaled to this run's token budget unless set explicitly.
         window = {} if cfg.algo.length_max else {"length_max": cfg.rollout.max_tokens}
@@ -126,15 +137,21 @@ class Trainer:
                     last_eval = self.evaluate(step)
                 if (cfg.save_every and step % cfg.save_every == 0) or step == cfg.steps:
                     save_checkpoint(
-                        self.out_dir, step, self.model, self.tokenizer, self.optimizer, {"history": self.history}
+                        self.out_dir,
+                        step,
+                        self.model,
+                        self.tokenizer,
+                        self.optimizer,
+                        {"history": self.history},
                     )
                 bar.advance(job)
-        if cfg.plots:
-            from resrl.trainer.plots import write_plots
+        if self.logger is not None:
+            if cfg.plots:
+                from resrl.trainer.plots import write_plots
 
-            for path in write_plots(self.out_dir):
-                log.info("plot %s", path)
-        self.logger.close()
+                for path in write_plots(self.out_dir):
+                    log.info("plot %s", path)
+            self.logger.close()
         return last_eval
 
     def close(self) -> None:
@@ -147,29 +164,45 @@ class Trainer:
         k = min(self.cfg.train.tasks_per_step, len(self.train_tasks))
         return rng.sample(self.train_tasks, k)
 
+    def _collect(self, tasks: list[Task], n: int, temperature: float) -> tuple[list[Trajectory], list[Trajectory]]:
+        """This rank's episodes of its contiguous share of ``tasks`` (whole groups), and every rank's, in task
+        order (the single-process order). Per-request seeds make neither depend on the number of ranks."""
+        start, end = distributed.shard_bounds(len(tasks))
+        mine: list[Trajectory] = []
+        if end > start:
+            with distributed.gathered(self.model):  # FSDP: full parameters while ranks decode at their own pace
+                mine = self.engine.collect(tasks[start:end], n, temperature)
+        return mine, [t for part in distributed.all_gather_objects(mine) for t in part]
+
     def train_step(self, step: int) -> dict[str, Any]:
         """Collect one batch of groups and apply the PPO epochs; returns the step's metrics."""
         cfg, algo = self.cfg, self.algo
         seed_everything(cfg.train.seed, step)
-        trajectories = self.engine.collect(self._pick_tasks(step), cfg.rollout.n, cfg.rollout.temperature)
-        kept = [t for t in trajectories if t.infra_error is None]
+        mine, trajectories = self._collect(self._pick_tasks(step), cfg.rollout.n, cfg.rollout.temperature)
+        kept = [t for t in mine if t.infra_error is None]
         # None (no usable trajectory) is left out, so the step's record holds numbers only.
         counts = outcomes(trajectories, algo.success_threshold)
         metrics: dict[str, Any] = {k: v for k, v in counts.items() if v is not None}
-        metrics.update(_rollout_metrics(kept, self.tokenizer))
+        metrics.update(_rollout_metrics([t for t in trajectories if t.infra_error is None], self.tokenizer))
         if cfg.train.filter_groups:
-            kept = _mixed_groups(kept, algo.success_threshold)
-            metrics["groups_trained"] = len({t.group_id for t in kept})
-        if not kept:
+            kept = _mixed_groups(kept, algo.success_threshold)  # groups are whole on each rank
+            metrics["groups_trained"] = distributed.all_reduce_sum(len({t.group_id for t in kept}))
+        batch = collate(kept, self.tokenizer.pad_token_id or 0) if kept else None
+        self.layout = distributed.RowLayout.gather(batch.mask.sum(1).tolist() if batch is not None else [])
+        if not self.layout.total:
             log.warning("step %d: no trajectory to train on (infrastructure errors or no mixed group)", step)
             self._record(step, metrics, {})
             return metrics
-        batch = collate(kept, self.tokenizer.pad_token_id or 0)
-        fused = self._fused(batch)
+        fused = self._fused()
         old_logp, ref_logp, entropy, hidden = (None, None, None, None) if fused else self._score(batch)
-        # Length scaling of positives happens inside, counting masked (policy) tokens only.
-        advantages, stats = token_advantages(algo, batch.rewards, batch.group_ids, batch.mask, hidden)
+        # Per whole group, on the rank that holds it; length scaling of positives counts masked tokens only.
+        stats: dict[str, Any] = {}
+        advantages = None
+        if batch is not None:
+            advantages, stats = token_advantages(algo, batch.rewards, batch.group_ids, batch.mask, hidden)
         self.last_batch, self.last_advantages = batch, advantages
+        tokens = int(batch.mask.sum()) if batch is not None else 0
+        stats = _merge_rank_stats(distributed.all_gather_objects((len(kept), tokens, stats)))
         histograms = {}
         if "resrl/negative_weights" in stats:  # the weights themselves, not the advantages they scale
             histograms["resrl_weight"] = stats.pop("resrl/negative_weights").cpu().numpy()
@@ -177,13 +210,16 @@ class Trainer:
         if "resrl/weight_hist" in stats:
             metrics["algo/resrl/weight_hist"] = stats["resrl/weight_hist"]
         optimized, trained_entropy = self._optimize(batch, old_logp, ref_logp, advantages, step)
-        metrics["token_entropy"] = mean_entropy(entropy if entropy is not None else trained_entropy, batch.mask)
+        ent_sum = 0.0
+        if batch is not None:
+            ent = entropy if entropy is not None else trained_entropy
+            ent_sum = mean_entropy(ent, batch.mask) * float(batch.mask.sum())
+        metrics["token_entropy"] = distributed.all_reduce_sum(ent_sum) / max(sum(self.layout.tokens), 1)
         metrics.update(optimized)
-        self.engine.sync_weights()
         self._record(step, metrics, histograms)
         return metrics
 
-    def _fused(self, batch: TokenBatch) -> bool:
+    def _fused(self) -> bool:
         """Whether the scoring pass can be folded into the training forward.
 
         With one optimizer step over the whole batch at the weights that sampled it, no KL term and no hidden
@@ -193,22 +229,31 @@ class Trainer:
         o = self.cfg.optim
         return (
             o.ppo_epochs == 1
-            and o.mini_batch_size >= len(batch)
+            and o.mini_batch_size >= self.layout.total
             and self.cfg.algo.kl_coef <= 0
             and not self.algo.spec.needs_hidden
         )
 
     @torch.no_grad()
-    def _score(self, batch: TokenBatch):
+    def _score(self, batch: TokenBatch | None):
         """Old log-probs, reference log-probs (KL only), entropy, and the packed (N, H) hidden states of the
         trainable tokens (schemes whose ``spec.needs_hidden``). Micro-batches are consecutive rows, so the concatenated
-        packed rows stay in row-major order over the whole batch."""
+        packed rows stay in row-major order over the whole batch. A rank with fewer micro-batches than the busiest
+        runs empty ones (FSDP forwards are collectives); a rank with no rows gets Nones."""
         self.model.eval()
         mb = self.cfg.optim.micro_batch_size
         need_hidden = self.algo.spec.needs_hidden
         old, ref, ent, hid = [], [], [], []
+        chunks = list(torch.arange(len(batch)).split(mb)) if batch is not None else []
+        for _ in range(self.layout.micro_count(None, mb) - len(chunks)):
+            idle = _idle_part(self.tokenizer.pad_token_id or 0)
+            token_logprobs(self.model, idle.input_ids, idle.attention_mask, mask=idle.mask)
+            if self.cfg.algo.kl_coef > 0 and self.ref_model is None:
+                self._ref_logprobs(idle)
+        if batch is None:
+            return None, None, None, None
         length = batch.mask.shape[1]
-        for idx in torch.arange(len(batch)).split(mb):
+        for idx in chunks:
             part = batch.select(idx)
             if need_hidden:
                 # The state at input position t produced token t + 1: capture where that token is trainable.
@@ -244,45 +289,60 @@ class Trainer:
 
         ``old_logp=None`` is the fused step (:meth:`_fused`): each micro-batch's detached log-probs are its old
         ones, and the token entropy (B, L-1) of the training forward is returned with the loss metrics.
+
+        Mini-batches are drawn over the global rows of every rank (:class:`~resrl.trainer.distributed.RowLayout`),
+        so they hold the rows one process would put in them; each rank trains its own of those rows, normalised by
+        the mini-batch's all-ranks token and sequence counts. The local loss is scaled by the world size because
+        DDP and FSDP average gradients over ranks: the sum over ranks is then the single-process gradient.
         """
         ocfg, algo = self.cfg.optim, self.algo
         fused = old_logp is None
-        entropy = torch.zeros(batch.mask.shape) if fused else None
+        entropy = torch.zeros(batch.mask.shape) if fused and batch is not None else None
+        layout, scale = self.layout, float(distributed.world_size())
         self.model.train()
         gen = torch.Generator().manual_seed(self.cfg.train.seed * 31 + step)
         sums: dict[str, float] = {}
         count = 0
         grad_norms = []
         for _ in range(ocfg.ppo_epochs):
-            order = torch.randperm(len(batch), generator=gen)
+            order = torch.randperm(layout.total, generator=gen)
             for mini in order.split(ocfg.mini_batch_size):
                 self.optimizer.zero_grad(set_to_none=True)
-                global_tokens = int(batch.mask[mini].sum())
-                for micro in mini.split(ocfg.micro_batch_size):
-                    part = batch.select(micro)
+                global_tokens = layout.token_count(mini)
+                micros = list(layout.local(mini).split(ocfg.micro_batch_size))
+                n_micro = layout.micro_count(mini, ocfg.micro_batch_size)
+                for i in range(n_micro):
+                    # Past its own rows a rank runs empty micro-batches: DDP's gradient all-reduce and FSDP's
+                    # gathers need every rank in every pass. They add exactly zero to the gradient.
+                    micro = micros[i] if i < len(micros) else None
+                    part = batch.select(micro) if micro is not None else _idle_part(self.tokenizer.pad_token_id or 0)
                     width = part.mask.shape[1]
-                    logp, ent = token_logprobs(
-                        self.model,
-                        part.input_ids,
-                        part.attention_mask,
-                        entropy=fused or algo.entropy_coef > 0,
-                        entropy_grad=algo.entropy_coef > 0,
-                        mask=part.mask,
-                    )
+                    with distributed.accumulate(self.train_model, sync=i == n_micro - 1):
+                        logp, ent = token_logprobs(
+                            self.train_model,
+                            part.input_ids,
+                            part.attention_mask,
+                            entropy=fused or algo.entropy_coef > 0,
+                            entropy_grad=algo.entropy_coef > 0,
+                            mask=part.mask,
+                        )
+                        idle = micro is None
+                        loss, m = policy_loss(
+                            logp,
+                            logp.detach() if fused or idle else old_logp[micro, :width],
+                            torch.zeros_like(logp) if idle else advantages[micro, :width],
+                            part.mask,
+                            algo,
+                            ref_logprobs=_ref_slice(ref_logp, micro, width, logp),
+                            entropy=ent,
+                            global_token_count=global_tokens,
+                            global_seq_count=len(mini),
+                        )
+                        (loss * scale).backward()
+                    if idle:
+                        continue
                     if entropy is not None:
                         entropy[micro, :width] = ent.detach()
-                    loss, m = policy_loss(
-                        logp,
-                        logp.detach() if fused else old_logp[micro, :width],
-                        advantages[micro, :width],
-                        part.mask,
-                        algo,
-                        ref_logprobs=ref_logp[micro, :width] if ref_logp is not None else None,
-                        entropy=ent,
-                        global_token_count=global_tokens,
-                        global_seq_count=len(mini),
-                    )
-                    loss.backward()
                     for key, value in m.items():
                         v = _scalar(value)
                         if v is not None:
@@ -290,16 +350,20 @@ class Trainer:
                     count += 1
                 params = [p for p in self.model.parameters() if p.requires_grad]
                 norm = torch.nn.utils.clip_grad_norm_(params, ocfg.grad_clip or float("inf"))
-                grad_norms.append(float(norm))
+                grad_norms.append(float(distributed.full_tensor(norm)))
                 self.optimizer.step()
         self.model.eval()
+        if distributed.active():
+            sums = {k: distributed.all_reduce_sum(sums.get(k, 0.0)) for k in sorted(sums)}
+            count = distributed.all_reduce_sum(count)
         out = {f"loss/{k}": v / max(count, 1) for k, v in sums.items()}
         out["grad_norm"] = sum(grad_norms) / max(len(grad_norms), 1)
         return out, entropy
 
     def _record(self, step: int, metrics: dict[str, Any], histograms: dict[str, Any]) -> None:
         self.history.append({"step": step, **{k: v for k, v in metrics.items() if isinstance(v, int | float)}})
-        self.logger.write("train", step, metrics, histograms)
+        if self.logger is not None:
+            self.logger.write("train", step, metrics, histograms)
 
     # -- evaluation -------------------------------------------------------------------------------------------
     def evaluate(self, step: int) -> dict[str, Any]:
@@ -307,13 +371,15 @@ class Trainer:
         cfg = self.cfg
         state = torch.get_rng_state(), random.getstate(), np.random.get_state()
         seed_everything(cfg.train.seed + 12345, 0)  # the same sampling noise at every evaluation
-        trajectories = self.engine.collect(self.test_tasks, cfg.train.eval_k, cfg.train.eval_temperature)
+        # Each rank samples its share of the test tasks (per-request seeds: the same episodes as one process).
+        _, trajectories = self._collect(self.test_tasks, cfg.train.eval_k, cfg.train.eval_temperature)
         torch.set_rng_state(state[0])
         random.setstate(state[1])
         np.random.set_state(state[2])
         self.last_eval_trajectories = trajectories
         result = score(trajectories, cfg.train.eval_k, cfg.algo.success_threshold)
-        self.logger.write("eval", step, result)
+        if self.logger is not None:
+            self.logger.write("eval", step, result)
         return result
 
 
@@ -335,6 +401,53 @@ def _mixed_groups(trajectories: list[Trajectory], threshold: float) -> list[Traj
     for t in trajectories:
         outcomes.setdefault(t.group_id, set()).add(t.reward >= threshold)
     return [t for t in trajectories if len(outcomes[t.group_id]) == 2]
+
+
+def _idle_part(pad_id: int) -> TokenBatch:
+    """A two-token row with nothing to train: what a rank out of rows runs to keep in step with the others."""
+    return TokenBatch(
+        input_ids=torch.full((1, 2), pad_id, dtype=torch.long),
+        attention_mask=torch.ones((1, 2), dtype=torch.long),
+        mask=torch.zeros((1, 1), dtype=torch.bool),
+        rewards=torch.zeros(1),
+        group_ids=torch.zeros(1, dtype=torch.long),
+        n_policy_tokens=torch.zeros(1, dtype=torch.long),
+    )
+
+
+def _ref_slice(ref_logp: torch.Tensor | None, micro: torch.Tensor | None, width: int, like: torch.Tensor):
+    if ref_logp is None:
+        return None
+    return torch.zeros_like(like).detach() if micro is None else ref_logp[micro, :width]
+
+
+def _merge_rank_stats(parts: list[tuple[int, int, dict[str, Any]]]) -> dict[str, Any]:
+    """One statistics dict of ``token_advantages`` from each rank's ``(rows, tokens, stats)`` of its own groups.
+
+    Counts add, histograms add per bin, tensors concatenate, edges are shared, and means are weighted by what
+    they average over: trainable tokens for the weighted-token share, weighted tokens for the weight mean,
+    rows otherwise. A rank with no rows (``{}``) contributes nothing.
+    """
+    parts = [p for p in parts if p[2]]
+    if len(parts) <= 1:
+        return parts[0][2] if parts else {}
+    over = {"resrl/weighted_token_share": lambda p: p[1], "resrl/weight_mean": lambda p: p[2]["resrl/weighted_tokens"]}
+    out: dict[str, Any] = {}
+    for key, first in parts[0][2].items():
+        values = [p[2][key] for p in parts]
+        if isinstance(first, torch.Tensor) and first.numel() != 1:
+            out[key] = torch.cat([v.reshape(-1) for v in values])
+        elif key.endswith("_edges"):
+            out[key] = first
+        elif isinstance(first, list):
+            out[key] = [sum(col) for col in zip(*values, strict=True)]
+        elif isinstance(first, int) and not isinstance(first, bool):
+            out[key] = sum(values)
+        else:
+            weights = [over.get(key, lambda p: p[0])(p) for p in parts]
+            total = sum(weights)
+            out[key] = sum(float(v) * w for v, w in zip(values, weights, strict=True)) / total if total else first
+    return out
 
 
 def _pad(x: torch.Tensor, length: int) -> torch.Tensor:

@@ -70,5 +70,7 @@ def export_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]
         finally:
             model.unmerge_adapter()
     else:
-        for name, tensor in model.state_dict().items():
-            yield name, tensor.detach()
+        from resrl.trainer.distributed import full_tensor
+
+        for name, tensor in model.state_dict().items():  # FSDP shards are gathered (a collective)
+            yield name, full_tensor(tensor).detach()
