@@ -318,7 +318,7 @@ class Executor:
         fds = [empty, out_w, err_w, v_w, tests_end.fileno()]
         try:
             program = self._fork_program("serve", job, [stdin, out_w, err_w, program_end.fileno()])
-            if self.tester:
+            if self.zygote:
                 tests = self._start_tester(job, token, fds)
             else:
                 tests = self._fork(lambda: harness.run_tests(job["tests"], 4, 3, token), job["limits"], fds)
@@ -329,7 +329,7 @@ class Executor:
             program_end.close()
         program = self._program_pid(program)  # forked by the zygote while the test process took the job
         return self._supervise([tests, program], job["limits"], out_r, err_r, v_r, token, started,
-                               self.tester)  # fmt: skip
+                               self.tester if self.zygote else None)  # fmt: skip
 
     def _start_tester(self, job: dict, token: str, fds: list[int]) -> int:
         """Hand the job to the test process (a fresh one if the last was replaced or is gone); its pid."""

@@ -220,6 +220,7 @@ def _run_tests_on(tests: list[dict], channel: Channel, report, dumps) -> None:
 def run_tests(tests: list[dict], chan_fd: int, vfd: int, token: str) -> None:
     """A test process of its own for one job (executors without a dedicated uid); never returns."""
     _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program (same uid) can neither trace nor read us
+    del sys.path[0]  # the work directory: a module the program left there must not be what a test imports
     run_test_list(tests, chan_fd, reporter(vfd, token))
     _flush_quietly()
     os._exit(0)  # the program process is killed next; its output was written through
@@ -303,6 +304,7 @@ def run_program(code: str) -> None:
 
 def run_checker(checker: str, vfd: int, token: str) -> None:
     """The checker process: ``check(input, output, expected)`` on the JSON payload on stdin; never returns."""
+    del sys.path[0]  # the work directory (see run_tests)
     ns: dict = {"__name__": "checker"}
     exec(_compile(checker, "<checker>"), ns)
     payload = json.loads(sys.stdin.read())

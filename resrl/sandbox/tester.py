@@ -164,6 +164,7 @@ def _main(sock: socket.socket, uid: int, root: str, stdlib: str) -> None:
             os.dup2(src, dst)
             os.close(src)
         _set_limits(job["limits"])
+        os.chdir(isolation.WORK)  # the executor has given it back its mode since the last job
         try:
             harness.run_test_list(job["tests"], 4, harness.reporter(3, job["token"]))
         finally:
@@ -220,7 +221,7 @@ class _State:
         for stream in self.streams:  # anything a test left unflushed goes nowhere (fd 0-2 are /dev/null now)
             with contextlib.suppress(Exception):
                 stream.flush()
-        os.chdir(isolation.WORK)
+        os.chdir("/")  # the job may have locked /work
         os.umask(self.umask)
         if os.environ != self.environ:
             os.environ.clear()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from resrl.sandbox import AssertTest, CallTest, Job, Limits, StdioTest
+from resrl.sandbox import AssertTest, CallTest, CheckerTest, Job, Limits, StdioTest
 from tests.sandbox.support import SERVER_SECRET, assert_contained
 
 FAST = Limits(wall_s=3.0, cpu_s=2, memory_mb=256, output_bytes=100_000, processes=16, file_size_mb=4)
@@ -385,4 +385,34 @@ def test_ctypes_segfault(sandbox):
     result = run(sandbox, "import ctypes\nctypes.string_at(0)\n")
     assert result.status == "runtime_error"
     assert "SIGSEGV" in result.message
+    assert_contained(sandbox)
+
+
+# A module left in the work directory under a stdlib name, for trusted test code that imports it: if found first,
+# it runs in the process that holds the verdict pipe, takes the token from the frames and reports a pass.
+PLANT = (
+    "open('colorsys.py', 'w').write('''import json, os, sys\n"
+    "f = sys._getframe()\n"
+    "while f is not None:\n"
+    "    for name, value in list(f.f_locals.items()):\n"
+    "        if isinstance(value, str) and len(value) == 32:\n"
+    "            for fd in range(3, 12):\n"
+    "                for event in ({\"event\": \"checked\", \"ok\": True},\n"
+    "                              {\"event\": \"test\", \"i\": 0, \"ok\": True}):\n"
+    "                    try:\n"
+    "                        os.write(fd, (value + json.dumps(event) + chr(10)).encode())\n"
+    "                    except OSError:\n"
+    "                        pass\n"
+    "    f = f.f_back\n"
+    "''')\n"
+    "print('wrong')\n"
+    "def solve():\n    return 0\n"
+)
+
+
+def test_a_module_left_in_the_work_dir_is_not_what_tests_import(sandbox):
+    checker = "import colorsys\ndef check(inp, out, expected):\n    return out.strip() == expected\n"
+    tests = [AssertTest(code="import colorsys\nassert solve() == 1"), CheckerTest(checker=checker, output="right")]
+    result = run(sandbox, PLANT, tests=tests)
+    assert [t.passed for t in result.tests] == [False, False], result.tests
     assert_contained(sandbox)
