@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 
 from resrl.cli._envfile import add_env_file_option, load_env_files
+from resrl.cli._options import (
+    add_episode_options,
+    add_import_option,
+    add_policy_option,
+    check_episode_options,
+    import_modules,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,48 +22,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(infra errors are counted and left out, never scored 0). Writes results.json, pass_at_k.png and "
         "trajectories.jsonl under --out. With --trajectories FILE, scores saved trajectories instead.",
     )
-    p.add_argument("--policy", metavar="SPEC", help="hf:PATH, vllm:PATH or openai:URL (the server's /v1 base)")
+    add_policy_option(p, required=False)
     p.add_argument("--envs", metavar="GLOB", help="env ids or globs, comma-separated (e.g. 'fc/simple,fc/multi/*')")
     p.add_argument("--split", default="test", help="task split to draw (train, test, ...)")
     p.add_argument("--tasks", type=int, default=32, help="tasks per environment")
     p.add_argument(
         "--k", type=int, help="samples per task (Avg@k, Pass@1..k, pass^k); default 4 (--trajectories: the group size)"
     )
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-turns", type=int, default=8)
-    p.add_argument("--max-tokens", type=int, default=2048, help="response budget per episode, all turns")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="tokens per assistant turn")
-    p.add_argument(
-        "--tool-format",
-        default="auto",
-        help="auto (the format the chat template renders), hermes, pythonic, llama3_json, mistral or openai",
-    )
-    p.add_argument("--seed", type=int, default=0, help="task generation and sampling seed")
-    p.add_argument("--threshold", type=float, default=1.0, help="reward counted as a success")
-    p.add_argument("--episode-timeout", type=float, default=300.0, help="seconds per episode")
+    add_episode_options(p)
     p.add_argument("--trajectories", metavar="FILE", help="score this JSONL of trajectories instead of sampling")
     p.add_argument("--out", default="runs/eval", help="output folder (default: runs/eval)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import MODULE first (it may call resrl.register); repeatable",
-    )
+    add_import_option(p)
     add_env_file_option(p)
     p.set_defaults(func=_eval)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import importlib
-
     from resrl.trainer.evaluate import EvalSettings, evaluate_policy, print_report, report, resolve_envs, write_report
 
-    for module in args.imports:
-        importlib.import_module(module)
+    import_modules(args)
     load_env_files(args)
+    check_episode_options(args)
     if (args.k is not None and args.k < 1) or args.tasks < 1:
         raise ValueError("--k and --tasks must be at least 1")
     if args.trajectories:
@@ -79,6 +66,7 @@ def _eval(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             max_new_tokens=args.max_new_tokens,
             tool_format=args.tool_format,
+            chat_template_kwargs=args.chat_template_kwargs,
             seed=args.seed,
             threshold=args.threshold,
             episode_timeout=args.episode_timeout,

@@ -37,6 +37,9 @@ class EvalSettings(BaseModel):
     max_tokens: int = Field(2048, ge=1, description="response budget per episode, all turns")
     max_new_tokens: int = Field(256, ge=1, description="tokens per assistant turn")
     tool_format: str = Field("auto", description="auto: the format the policy's chat template renders")
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="options for every chat-template rendering, e.g. {enable_thinking: false}"
+    )
     seed: int = 0
     threshold: float = Field(1.0, description="reward >= this counts as a success")
     episode_timeout: float = Field(300.0, gt=0.0, description="seconds per episode")
@@ -76,6 +79,7 @@ def evaluate_policy(policy: Any, settings: EvalSettings, *, progress: bool = Tru
         policy,
         None,  # each task runs in the env its env_id names, in the resolved format (also for "auto")
         tool_format=settings.tool_format,
+        chat_template_kwargs=settings.chat_template_kwargs,
         max_turns=settings.max_turns,
         max_tokens=settings.max_tokens,
         max_new_tokens_per_turn=settings.max_new_tokens,
