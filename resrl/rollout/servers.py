@@ -184,6 +184,11 @@ class ServerPoolPolicy:
             server.assigned += 1
             return True
 
+    def _unclaim(self, server: _Server) -> None:
+        """A request counted by :meth:`_route` was never sent."""
+        with self._lock:
+            server.outstanding -= 1
+
     def _drop(self, server: _Server, reason: str) -> None:
         """Take ``server`` out of rotation, once, with the greppable log line."""
         with self._lock:
@@ -193,11 +198,15 @@ class ServerPoolPolicy:
             left = sum(s.alive for s in self.servers)
         log.error("server %s out of rotation: %s (%d left)", server.url, reason, left)
 
-    def _complete(self, server: _Server | None, prompt: list[int], sampling: SamplingParams):
-        """``(server, generation)``: on ``server`` if given and in rotation, else on the least loaded; a server
-        that stops answering is taken out of rotation and the request goes to another."""
+    def _route(self, server: _Server | None) -> _Server:
+        """``server`` if given and in rotation, else the least loaded; one more request counted on it."""
         if server is None or not self._claim(server):
             server = self._pick()
+        return server
+
+    def _complete(self, server: _Server, prompt: list[int], sampling: SamplingParams):
+        """``(server, generation)``: the request on ``server`` (already counted by :meth:`_route`); a server that
+        stops answering is taken out of rotation and the request goes to another."""
         while True:
             try:
                 return server, server.client.complete(prompt, sampling)
@@ -214,8 +223,9 @@ class ServerPoolPolicy:
         """One request per prompt, each to the least loaded server (no episode identity: no stickiness)."""
         params = per_prompt(sampling, len(prompts))
         seeds = request_seeds(sampling, len(prompts))
+        # routed here, in order, as each request is sent (not when a worker thread gets to it)
         futures = [
-            self._pool.submit(self._complete, None, prompt, p.model_copy(update={"seed": seed}))
+            self._pool.submit(self._complete, self._route(None), prompt, p.model_copy(update={"seed": seed}))
             for prompt, p, seed in zip(prompts, params, seeds, strict=True)
         ]
         return [f.result()[1] for f in futures]
@@ -283,7 +293,9 @@ class ServerStream:
         """Send a request; its generation comes back from a later :meth:`step` under ``key``."""
         if key in self.running:
             raise ValueError(f"key {key} already has a running request")
-        self.running[key] = self.pool._pool.submit(self.pool._complete, self.sticky.get(key), prompt, sampling)
+        server = self.pool._route(self.sticky.get(key))
+        self.sticky[key] = server
+        self.running[key] = self.pool._pool.submit(self.pool._complete, server, prompt, sampling)
 
     def step(self) -> list[tuple[int, Generation]]:
         """The requests that finished, waiting for at least one (each request is bounded by its HTTP timeout)."""
@@ -306,8 +318,8 @@ class ServerStream:
     def abort(self, key: int) -> None:
         """Drop a request (an answer already on its way is discarded)."""
         fut = self.running.pop(key, None)
-        if fut is not None:
-            fut.cancel()
+        if fut is not None and fut.cancel():  # never sent: it no longer counts on its server
+            self.pool._unclaim(self.sticky[key])
 
     def release(self, key: int) -> None:
         """The episode ended: its key may go to any server next time."""
