@@ -68,3 +68,24 @@ def test_serve_env_no_inline_steps_puts_fast_envs_on_the_pool():
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_rollout_remote_takes_several_replicas(tmp_path, capsys):
+    """``resrl rollout --remote A,B``: gold episodes on two env servers, one of them down, all score 1."""
+    import json
+
+    from resrl.cli import main
+    from resrl.models import build_tokenizer
+    from resrl_servers.env.app import ServerConfig
+    from tests.server.helpers import running_server
+
+    tok_dir = tmp_path / "tok"
+    build_tokenizer("chatml").save_pretrained(tok_dir)
+    dead = f"http://127.0.0.1:{free_port()}"
+    with running_server(ServerConfig(env_patterns=["fc/*"])) as url:
+        out = tmp_path / "t.jsonl"
+        argv = ["rollout", "--env", "fc/simple", "--policy", f"gold:{tok_dir}", "--tasks", "4", "--n", "2"]
+        assert main([*argv, "--remote", f"{dead},{url}", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 8 and all(r["infra_error"] is None and r["reward"] == 1.0 for r in rows)
+    assert capsys.readouterr().out.count('"infra_errors": 0') == 1
