@@ -4,7 +4,7 @@ The collector gives every request ``derive_seed(collect_seed, env_id, task_id, g
 backend that honours per-request seeds then samples an episode's tokens from its own random stream, so they do
 not depend on which other episodes share the batch, the order they arrive in, or how many ranks split the
 groups (logits that batching changes in the last float bits can still flip a near-tie token; the ``hf``
-backend's rate is measured in its tests).
+backend's rate: ``benchmarks/seed_flips.py``).
 """
 
 from __future__ import annotations

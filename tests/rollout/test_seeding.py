@@ -137,3 +137,18 @@ def test_derived_seeds_are_stable_across_processes_and_fit_int64():
     assert int(out.stdout) == seed
     with pytest.raises(TypeError, match="seed parts"):
         derive_seed(1.5)
+
+
+def test_inverse_cdf_sampling_draws_the_softmax_distribution():
+    from resrl.rollout.hf import draws, sample
+
+    logits = torch.tensor([[2.0, -30.0, 0.5, 1.0, -1.0, 0.0]]).repeat(40_000, 1)
+    temps = torch.full((40_000,), 0.8)
+    chosen, logp = sample(logits, temps, draws(40_000, 5))
+    probs = torch.softmax(logits[0] / 0.8, -1)
+    freq = torch.bincount(chosen, minlength=6).double() / 40_000
+    assert (freq - probs).abs().max() < 0.01, (freq, probs)  # 4 standard errors at most
+    assert freq[1] == 0  # a token of probability ~1e-17 is never drawn
+    assert torch.allclose(logp, torch.log_softmax(logits / 0.8, -1).gather(1, chosen[:, None]).squeeze(1))
+    greedy, _ = sample(logits[:2], torch.zeros(2), torch.ones(2))
+    assert greedy.tolist() == [0, 0]
