@@ -1,5 +1,6 @@
-"""The warm fork-server that runs untrusted code. Standard library only, like its two siblings ``harness.py``
-and ``verdicts.py``: the three files are mounted or copied into containers as they are.
+"""The warm fork-server that runs untrusted code. Standard library only, like its siblings (``spawn.py``,
+``tester.py``, ``harness.py``, ``isolation.py``, ``cleanup.py``, ``verdicts.py``): the files are mounted or copied
+into containers as they are.
 
 One executor process is one slot: it reads framed JSON requests (4-byte big-endian length + UTF-8 JSON) from
 its transport, runs one job at a time, and answers with a result dict. Per job it forks children that get a
@@ -10,9 +11,9 @@ executor moves itself into a new, empty network namespace and builds a private r
 which every job child inherits and chroots into. Where either cannot be set up the executor refuses every job
 (``infra_error``), unless started with ``--allow-network`` / ``--allow-host-files``.
 
-Verdicts are decided here, outside the untrusted process: the harness reports over an inherited pipe with a
-random per-run token, values of call tests are compared here, stdio outputs are compared here, and a job passes
-only when every test has reported.
+Verdicts are decided here, outside the untrusted process: the test process (``tester.py``, long-lived, on a uid
+of its own) or a checker process reports over a pipe handed to it with a random per-run token, values of call
+tests are compared here, stdio outputs are compared here, and a job passes only when every test has reported.
 
 Run: ``python3 executor.py --stdio`` (framed requests on stdin/stdout) or ``--socket PATH`` (a Unix socket).
 """
@@ -37,10 +38,11 @@ import tempfile
 import time
 
 if __package__:  # imported as part of resrl
-    from . import harness, isolation, spawn, tester, verdicts
+    from . import cleanup, harness, isolation, spawn, tester, verdicts
 else:  # run as a lone script next to its siblings (containers, ``python -I executor.py``); importing the
     # resrl package here would load pydantic and friends into every warm executor
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import cleanup  # type: ignore[no-redef]
     import harness  # type: ignore[no-redef]
     import isolation  # type: ignore[no-redef]
     import spawn  # type: ignore[no-redef]
@@ -50,7 +52,6 @@ else:  # run as a lone script next to its siblings (containers, ``python -I exec
     del sys.path[0]
 
 PR_SET_CHILD_SUBREAPER = 36
-SWEEP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 PIPE_STDIN_BYTES = 60_000
 _libc = ctypes.CDLL(None, use_errno=True)
 WARM_MODULES = (
@@ -149,7 +150,7 @@ class Executor:
                     f"{self.refusal}", "tests": [], "metadata": self._isolation()}  # fmt: skip
         started = time.monotonic()
         work = self.work
-        before = _mtimes()
+        before = cleanup.mtimes()
         try:
             for name, content in job.get("files", {}).items():
                 path = os.path.normpath(os.path.join(work, name))
@@ -159,7 +160,7 @@ class Executor:
                 with open(path, "w", encoding="utf-8") as fh:
                     fh.write(content)
                 if self.is_root:
-                    for parent in _parents(path, work):
+                    for parent in cleanup.parents(path, work):
                         os.chown(parent, self.uid, self.uid)
             result = self._run_tests(job, work)
             if job.get("fetch_files"):
@@ -168,7 +169,8 @@ class Executor:
         finally:
             self._kill_leftovers()
             self._reset_work()
-            self._sweep(before)
+            if self.is_root and not self.root:  # inside the private root the job cannot reach them
+                cleanup.sweep(self.uid, before)
         result["run_time"] = time.monotonic() - started
         result["metadata"] = self._isolation()
         return result
@@ -181,14 +183,7 @@ class Executor:
             os.chmod(self.work, 0o770)
         else:
             os.chmod(self.work, 0o700)
-        dirs = [self.work, *(f"{self.root}/{d}" for d in isolation.SCRATCH)] if self.root else [self.work]
-        for d in dirs:
-            with os.scandir(d) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path, ignore_errors=True)
-                    else:
-                        os.unlink(entry.path)
+        cleanup.empty_dirs([self.work, *(f"{self.root}/{d}" for d in isolation.SCRATCH)] if self.root else [self.work])
 
     def _run_tests(self, job: dict, work: str) -> dict:
         tests = job.get("tests", [])
@@ -436,74 +431,8 @@ class Executor:
         }
 
     def _kill_leftovers(self) -> None:
-        """Kill every process of the job uid (daemons included) and reap them all: as subreaper we inherit every
-        orphan of the job, so once we have no child but the zygote, nothing of the job is left."""
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(ChildProcessError):
-                while os.waitpid(-1, os.WNOHANG)[0] != 0:
-                    pass
-            if not self._children():
-                return
-            if time.monotonic() > deadline:
-                return
-            if self.is_root:
-                tester.kill_uid(self.uid)
-            else:
-                spawn.kill_children()
-            time.sleep(0.001)
-
-    def _children(self) -> set[int]:
-        """Our living or unreaped children, the zygote aside."""
-        me = os.getpid()
-        try:
-            with open(f"/proc/{me}/task/{me}/children") as fh:
-                kids = {int(p) for p in fh.read().split()}
-        except OSError:  # a kernel without CONFIG_PROC_CHILDREN
-            kids = set(spawn.children_of(me))
-        return kids - {p.pid for p in (self.zygote, self.tester) if p}
-
-    def _sweep(self, before: dict[str, int]) -> None:
-        """Remove what the job uid left in shared writable directories (files must not outlive the job); a
-        directory whose mtime did not change got no new entry and is skipped. Inside the private root the job
-        cannot reach them."""
-        if not self.is_root or self.root:
-            return
-        after = _mtimes()
-        for d in SWEEP_DIRS:
-            if d not in after or before.get(d) == after[d]:
-                continue
-            try:
-                entries = list(os.scandir(d))
-            except OSError:
-                continue
-            for e in entries:
-                try:
-                    if e.stat(follow_symlinks=False).st_uid != self.uid:
-                        continue
-                    if e.is_dir(follow_symlinks=False):
-                        shutil.rmtree(e.path, ignore_errors=True)
-                    else:
-                        os.unlink(e.path)
-                except OSError:
-                    pass
-
-
-def _mtimes() -> dict[str, int]:
-    out = {}
-    for d in SWEEP_DIRS:
-        with contextlib.suppress(OSError):
-            out[d] = os.stat(d).st_mtime_ns
-    return out
-
-
-def _parents(path: str, top: str) -> list[str]:
-    """``path`` and its directories below ``top``."""
-    out = []
-    while path != top:
-        out.append(path)
-        path = os.path.dirname(path)
-    return out
+        keep = {p.pid for p in (self.zygote, self.tester) if p}
+        cleanup.kill_leftovers(self.uid if self.is_root else None, keep)
 
 
 # -- transports -------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ else:  # a lone script next to its siblings (see executor.py)
     import isolation  # type: ignore[no-redef]
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -138,6 +139,7 @@ class Zygote:
 
 def _zygote_main(sock: socket.socket, jail: Jail) -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the executor
+    _libc.prctl(PR_SET_NAME, b"resrl-zygote", 0, 0, 0)  # what ps and top show (its programs too)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)  # the executor's transport must reach EOF when the executor goes
     os.dup2(devnull, 1)
@@ -188,9 +190,10 @@ def children_of(parent: int) -> list[int]:
     return kids
 
 
-def kill_children() -> None:
-    """Without a dedicated uid: kill our direct children (as subreaper, the job's orphans are among them)."""
-    for pid in children_of(os.getpid()):
+def kill_children(keep: set[int]) -> None:
+    """Without a dedicated uid: kill our direct children but ``keep`` (as subreaper, the job's orphans are among
+    them)."""
+    for pid in set(children_of(os.getpid())) - keep:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
 

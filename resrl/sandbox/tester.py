@@ -33,8 +33,9 @@ import struct
 import sys
 
 if __package__:
-    from . import harness, isolation
+    from . import cleanup, harness, isolation
 else:  # a lone script next to its siblings (see executor.py)
+    import cleanup  # type: ignore[no-redef]
     import harness  # type: ignore[no-redef]
     import isolation  # type: ignore[no-redef]
 
@@ -43,7 +44,7 @@ TESTER_UID_BASE = JOB_UID_BASE + (1 << 22)  # + executor pid; above every job ui
 CONTROL_FD, DEVNULL_FD = 10, 11  # its socket to the executor, and /dev/null; a job's descriptors are 0-4
 JOB_FDS = 5
 RSS_GROWTH_MB = 64
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NAME = 1, 4, 15
 _LIMITS = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_NPROC")
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -94,7 +95,7 @@ class Tester:
         """Kill it and everything of its uid, reap it, and return its wait status."""
         with contextlib.suppress(ProcessLookupError):
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-        kill_uid(self.uid)
+        cleanup.kill_uid(self.uid)
         try:
             info = os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
             # as a wait status: the exit code in the high byte, or the signal in the low one
@@ -106,23 +107,10 @@ class Tester:
         return status
 
 
-def kill_uid(uid: int) -> None:
-    """SIGKILL every process of ``uid`` (from a child that takes that uid: ``kill(-1)`` reaches no other)."""
-    killer = os.fork()
-    if killer == 0:  # pragma: no cover - the child never returns
-        try:
-            os.setgid(uid)
-            os.setuid(uid)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(-1, signal.SIGKILL)
-        finally:
-            os._exit(0)
-    os.waitpid(killer, 0)
-
-
 def _main(sock: socket.socket, uid: int, root: str, stdlib: str) -> None:
     """The test process: isolate once, then serve jobs until the executor goes."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the executor
+    _libc.prctl(PR_SET_NAME, b"resrl-tests", 0, 0, 0)  # what ps and top show
     os.setsid()
     fd = sock.detach()
     os.dup2(fd, CONTROL_FD)

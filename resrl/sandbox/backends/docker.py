@@ -55,7 +55,7 @@ class DockerSlot(Slot):
             tmpfs={"/tmp": f"rw,size={self.tmpfs_mb}m,mode=1777"},
             volumes={
                 self.sock_dir: {"bind": "/run/resrl", "mode": "rw"},
-                # the executor with its stdlib-only siblings (spawn, isolation, harness, verdicts)
+                # the executor with its stdlib-only siblings (spawn, tester, isolation, harness, cleanup, verdicts)
                 str(EXECUTOR_PATH.parent): {"bind": "/opt/resrl", "mode": "ro"},
             },
             environment={},
