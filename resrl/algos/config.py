@@ -96,6 +96,13 @@ class AlgoConfig(BaseModel):
     kl_coef: float = Field(0.0, ge=0.0)
     kl_type: Literal["k1", "k3"] = "k1"
     entropy_coef: float = 0.0
+    # Truncated importance sampling against the behaviour policy (the rollouts' recorded log-probs)
+    tis_cap: float | None = Field(
+        None,
+        ge=1.0,
+        description="C of the per-token weight min(exp(old - behaviour logp), C); None: off "
+        "(the trainer turns it on at 2.0 under train.async_steps=1 unless set)",
+    )
     # Length-scaled reward for positives; None disables. Start/max are the paper's 3500/4096 by default and
     # are rescaled to the run's max length when only ``length_max`` is given.
     length_max: int | None = Field(None, ge=1, description="the run's max response length in policy tokens")

@@ -1,4 +1,5 @@
-"""The PPO-clip policy loss: asymmetric clip, dual-clip, three aggregations, optional KL and entropy terms."""
+"""The PPO-clip policy loss: asymmetric clip, dual-clip, three aggregations, optional KL and entropy terms, and
+an optional truncated importance weight against the policy that sampled the rollouts."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def policy_loss(
     *,
     ref_logprobs: Tensor | None = None,
     entropy: Tensor | None = None,
+    behaviour_logprobs: Tensor | None = None,
     global_token_count: float | Tensor | None = None,
     global_seq_count: float | Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
@@ -53,6 +55,12 @@ def policy_loss(
     exactly nothing (their values are selected away, so even NaN/inf there cannot leak into the gradient).
     A KL term to ``ref_logprobs`` (k1 or k3) is added only when ``cfg.kl_coef > 0``; an entropy bonus
     ``-entropy_coef * entropy`` when ``entropy`` is given and ``cfg.entropy_coef != 0``.
+
+    With ``cfg.tis_cap`` C, each token's clipped term is multiplied by the truncated importance weight
+    w = min(exp(old_logprobs - behaviour_logprobs), C) (no gradient through it): ``behaviour_logprobs`` are the
+    log-probs the rollout engine recorded when it sampled the token. It corrects for a behaviour policy other than
+    the one the PPO ratio starts from — one step stale under ``train.async_steps=1``, or an engine whose numerics
+    differ from the trainer's — and the cap bounds the variance the correction adds.
     """
     if not (logprobs.shape == old_logprobs.shape == advantages.shape == mask.shape) or logprobs.dim() != 2:
         raise ValueError(
@@ -73,6 +81,9 @@ def policy_loss(
         bound = -adv * cfg.dual_clip
         dual_hit = (adv < 0) & (pg > bound) & mask
         pg = torch.where(adv < 0, torch.minimum(pg, bound), pg)
+    tis = _truncated_weight(old_logprobs, behaviour_logprobs, mask, cfg.tis_cap) if cfg.tis_cap is not None else None
+    if tis is not None:
+        pg = pg * tis[0]
     counts = {"global_token_count": global_token_count, "global_seq_count": global_seq_count}
     loss = aggregate(pg, mask, cfg, **counts)
 
@@ -85,6 +96,9 @@ def policy_loss(
             "approx_kl_old": float((0.5 * log_ratio**2).sum() / n),
             "ratio_mean": float(torch.where(mask, ratio, zero).sum() / n),
         }
+        if tis is not None:
+            metrics["tis_weight_mean"] = float(torch.where(mask, tis[0], zero).sum() / n)
+            metrics["tis_truncated_frac"] = float(tis[1].sum() / n)
     if cfg.kl_coef > 0:
         if ref_logprobs is None:
             raise ValueError("kl_coef > 0 needs ref_logprobs from the reference model")
@@ -98,3 +112,18 @@ def policy_loss(
         loss = loss - cfg.entropy_coef * ent
         metrics["entropy"] = float(ent.detach())
     return loss, metrics
+
+
+def _truncated_weight(
+    old_logprobs: Tensor, behaviour_logprobs: Tensor | None, mask: Tensor, cap: float
+) -> tuple[Tensor, Tensor]:
+    """The per-token weight min(exp(old - behaviour), cap) (1 off the mask) and where the cap cut it."""
+    if behaviour_logprobs is None:
+        raise ValueError("tis_cap needs behaviour_logprobs: the log-probs recorded when the rollouts were sampled")
+    if behaviour_logprobs.shape != mask.shape:
+        raise ValueError(
+            f"behaviour_logprobs must have the (B, T) shape {tuple(mask.shape)}; got {tuple(behaviour_logprobs.shape)}"
+        )
+    log_w = torch.where(mask, old_logprobs.detach() - behaviour_logprobs.detach().to(old_logprobs.dtype), 0.0)
+    raw = torch.exp(log_w)
+    return torch.clamp(raw, max=cap), (raw > cap) & mask

@@ -3,7 +3,8 @@
 Sequences are prompt + response, right-padded. Token-level tensors have length ``L - 1`` and are aligned to
 the *predicted* token: position ``t`` holds the log-prob of token ``t + 1`` given tokens ``0..t``, and the
 hidden state at input position ``t`` is the one that produced it. ``mask`` is the trajectory's loss mask moved
-onto that grid (prompt and observation tokens are 0).
+onto that grid (prompt and observation tokens are 0), and ``behaviour_logprobs`` the log-probs the rollout engine
+recorded when it sampled each token (0 off the mask).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class TokenBatch:
     rewards: torch.Tensor  # (B,) float
     group_ids: torch.Tensor  # (B,) long
     n_policy_tokens: torch.Tensor  # (B,) long
+    behaviour_logprobs: torch.Tensor | None = None  # (B, L-1) float: the sampler's log-probs, 0 off the mask
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -39,6 +41,9 @@ class TokenBatch:
             rewards=self.rewards[idx],
             group_ids=self.group_ids[idx],
             n_policy_tokens=self.n_policy_tokens[idx],
+            behaviour_logprobs=None
+            if self.behaviour_logprobs is None
+            else self.behaviour_logprobs[idx, : length - 1],
         )
 
 
@@ -51,11 +56,13 @@ def collate(trajectories: list[Trajectory], pad_id: int) -> TokenBatch:
     ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
     attn = torch.zeros((len(seqs), length), dtype=torch.long)
     mask = torch.zeros((len(seqs), length - 1), dtype=torch.bool)
+    behaviour = torch.zeros((len(seqs), length - 1), dtype=torch.float32)
     for row, (traj, seq) in enumerate(zip(trajectories, seqs, strict=True)):
         ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         attn[row, : len(seq)] = 1
         start = len(traj.prompt_ids) - 1  # predicting response token 0 happens at the last prompt position
         mask[row, start : start + len(traj.loss_mask)] = torch.tensor(traj.loss_mask, dtype=torch.bool)
+        behaviour[row, start : start + len(traj.logprobs)] = torch.tensor(traj.logprobs, dtype=torch.float32)
     numbering: dict[str, int] = {}
     groups = [numbering.setdefault(t.group_id, len(numbering)) for t in trajectories]
     return TokenBatch(
@@ -65,6 +72,7 @@ def collate(trajectories: list[Trajectory], pad_id: int) -> TokenBatch:
         rewards=torch.tensor([t.reward for t in trajectories], dtype=torch.float32),
         group_ids=torch.tensor(groups, dtype=torch.long),
         n_policy_tokens=torch.tensor([t.n_policy_tokens for t in trajectories], dtype=torch.long),
+        behaviour_logprobs=behaviour,
     )
 
 

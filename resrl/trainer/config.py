@@ -158,6 +158,10 @@ class TrainLoopConfig(_Section):
     parallel: Literal["auto", "ddp", "fsdp"] = Field(
         "auto", description="under torchrun: ddp (whole model per rank) or fsdp (FSDP2 shards); auto: ddp, none alone"
     )
+    async_steps: Literal[0, 1] = Field(
+        0,
+        description="1: collect step t+1's rollouts while step t trains (one step stale, corrected by algo.tis_cap)",
+    )
     plots: bool = True
     tensorboard: bool = True
 

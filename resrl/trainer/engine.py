@@ -33,6 +33,10 @@ class RolloutEngine:
             out_dir=Path(cfg.train.out_dir),
         )
         self.policy = trainer_policy(cfg.rollout.backend, ctx)
+        if cfg.train.async_steps:  # one step off: the sampler must not be the module being trained
+            from resrl.trainer.overlap import sampling_copy
+
+            self.policy = sampling_copy(self.policy, ctx)
         self._collectors: dict[float, Collector] = {}
 
     def _collector(self, temperature: float) -> Collector:

@@ -28,6 +28,7 @@ from resrl.trainer.config import Config
 from resrl.trainer.engine import RolloutEngine
 from resrl.trainer.logs import RunLogger
 from resrl.trainer.modeling import load_model, trainable_parameters
+from resrl.trainer.overlap import Rollouts, tis_default
 
 log = logging.getLogger("resrl.trainer")
 
@@ -89,6 +90,9 @@ class Trainer:
         self.engine = RolloutEngine(cfg, self.model, self.tokenizer)
         if ckpt is not None:
             self.engine.sync_weights()
+        self.rollouts = Rollouts(
+            self.engine, cfg, self._pick_tasks, lambda s: seed_everything(cfg.train.seed, s), state if ckpt else None
+        )
         # Only rank 0 writes the run's logs (every rank computes the same reduced metrics).
         self.logger = (
             RunLogger(self.out_dir, tensorboard=cfg.train.tensorboard, resume_step=self.start_step if ckpt else None)
@@ -97,7 +101,7 @@ class Trainer:
         )
         # The paper's 3500/4096 length window, rescaled to this run's token budget unless set explicitly.
         window = {} if cfg.algo.length_max else {"length_max": cfg.rollout.max_tokens}
-        self.algo = cfg.algo.model_copy(update=window)
+        self.algo = cfg.algo.model_copy(update={**window, **tis_default(cfg)})
         self.last_batch: TokenBatch | None = None
         self.last_advantages: torch.Tensor | None = None
         self.last_eval_trajectories: list[Trajectory] = []
@@ -142,7 +146,7 @@ class Trainer:
                         self.model,
                         self.tokenizer,
                         self.optimizer,
-                        {"history": self.history},
+                        {"history": self.history, **self.rollouts.state(step)},
                     )
                 bar.advance(job)
         if self.logger is not None:
@@ -156,6 +160,7 @@ class Trainer:
 
     def close(self) -> None:
         """Release the rollout engine."""
+        self.rollouts.close()
         self.engine.close()
 
     # -- one step ---------------------------------------------------------------------------------------------
@@ -171,7 +176,7 @@ class Trainer:
         mine: list[Trajectory] = []
         if end > start:
             with distributed.gathered(self.model):  # FSDP: full parameters while ranks decode at their own pace
-                mine = self.engine.collect(tasks[start:end], n, temperature)
+                mine = self.rollouts.collect(tasks[start:end], n, temperature)
         return mine, [t for part in distributed.all_gather_objects(mine) for t in part]
 
     def train_step(self, step: int) -> dict[str, Any]:
@@ -179,6 +184,7 @@ class Trainer:
         cfg, algo = self.cfg, self.algo
         seed_everything(cfg.train.seed, step)
         mine, trajectories = self._collect(self._pick_tasks(step), cfg.rollout.n, cfg.rollout.temperature)
+        self.rollouts.prefetch(step + 1)  # async_steps=1: the next batch samples while this one trains
         kept = [t for t in mine if t.infra_error is None]
         # None (no usable trajectory) is left out, so the step's record holds numbers only.
         counts = outcomes(trajectories, algo.success_threshold)
@@ -216,6 +222,7 @@ class Trainer:
             ent_sum = mean_entropy(ent, batch.mask) * float(batch.mask.sum())
         metrics["token_entropy"] = distributed.all_reduce_sum(ent_sum) / max(sum(self.layout.tokens), 1)
         metrics.update(optimized)
+        self.rollouts.after_update()
         self._record(step, metrics, histograms)
         return metrics
 
@@ -335,6 +342,7 @@ class Trainer:
                             algo,
                             ref_logprobs=_ref_slice(ref_logp, micro, width, logp),
                             entropy=ent,
+                            behaviour_logprobs=logp.detach() if idle else part.behaviour_logprobs,
                             global_token_count=global_tokens,
                             global_seq_count=len(mini),
                         )
@@ -369,6 +377,7 @@ class Trainer:
     def evaluate(self, step: int) -> dict[str, Any]:
         """Avg@k and unbiased Pass@k on the test split (seeded, so comparable across steps and runs)."""
         cfg = self.cfg
+        self.rollouts.drain()  # the engine idle and holding this step's weights
         state = torch.get_rng_state(), random.getstate(), np.random.get_state()
         seed_everything(cfg.train.seed + 12345, 0)  # the same sampling noise at every evaluation
         # Each rank samples its share of the test tasks (per-request seeds: the same episodes as one process).
