@@ -150,7 +150,7 @@ class Executor:
                     f"{self.refusal}", "tests": [], "metadata": self._isolation()}  # fmt: skip
         started = time.monotonic()
         work = self.work
-        before = cleanup.mtimes()
+        before = cleanup.mtimes() if self.is_root and not self.root else {}
         try:
             for name, content in job.get("files", {}).items():
                 path = os.path.normpath(os.path.join(work, name))

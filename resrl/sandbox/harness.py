@@ -204,7 +204,7 @@ def _run_tests_on(tests: list[dict], channel: Channel, report, dumps) -> None:
             continue
         try:
             if t["kind"] == "assert":
-                exec(compile(t["code"], f"<test {i}>", "exec"), ns)
+                exec(_compiled(t["code"], i), ns)
                 report({"event": "test", "i": i, "ok": True})
             else:
                 value = ns[t["fn"]](*t.get("args", []), **t.get("kwargs", {}))
@@ -215,6 +215,22 @@ def _run_tests_on(tests: list[dict], channel: Channel, report, dumps) -> None:
                 report({"event": "test", "i": i, "value": encoded})
         except BaseException as exc:  # ProgramDied too: that test failed, the executor says why
             report({"event": "test", "i": i, "ok": False, "type": type(exc).__name__, "msg": str(exc)[:2000]})
+
+
+_COMPILED: dict[tuple[str, int], object] = {}
+
+
+def _compiled(code: str, i: int):
+    """The code object of test ``i``: the long-lived test process compiles each test source once (RL runs the
+    same task's tests for every sample of a group). A pure function of the trusted source, so no job's program
+    can put anything in it."""
+    key = (code, i)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        if len(_COMPILED) >= 1024:
+            _COMPILED.clear()
+        compiled = _COMPILED[key] = compile(code, f"<test {i}>", "exec")
+    return compiled
 
 
 def run_tests(tests: list[dict], chan_fd: int, vfd: int, token: str) -> None:

@@ -46,6 +46,12 @@ JOB_FDS = 5
 RSS_GROWTH_MB = 64
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NAME = 1, 4, 15
 _LIMITS = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_NPROC")
+# The signals whose handlers are restored after a job: only this process (its timers, limits, pipes and
+# children) or root can send it one, and the program is neither.
+_SIGNALS = tuple(getattr(signal, name) for name in (
+    "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGPIPE", "SIGCHLD", "SIGINT", "SIGTERM", "SIGHUP",
+    "SIGUSR1", "SIGUSR2", "SIGSEGV", "SIGFPE", "SIGBUS", "SIGILL", "SIGABRT", "SIGTRAP", "SIGURG", "SIGWINCH",
+))  # fmt: skip
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -111,6 +117,7 @@ def _main(sock: socket.socket, uid: int, root: str, stdlib: str) -> None:
     """The test process: isolate once, then serve jobs until the executor goes."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the executor
     _libc.prctl(PR_SET_NAME, b"resrl-tests", 0, 0, 0)  # what ps and top show
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a write to a pipe the executor closed raises, as in Python
     os.setsid()
     fd = sock.detach()
     os.dup2(fd, CONTROL_FD)
@@ -179,14 +186,13 @@ class _State:
     def __init__(self) -> None:
         self.modules = set(sys.modules)
         self.builtins = dict(builtins.__dict__)
-        self.environ = dict(os.environ)
+        self.environ = dict(os.environ._data)  # the bytes mapping: compared in C, not through the Mapping API
         self.path = list(sys.path)
         self.umask = os.umask(0o022)
         os.umask(self.umask)
         self.recursion = sys.getrecursionlimit()
         self.digits = sys.get_int_max_str_digits()
-        self.signals = {s: signal.getsignal(s) for s in signal.valid_signals()
-                        if s not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(s) is not None}  # fmt: skip
+        self.signals = {s: h for s in _SIGNALS if (h := signal.getsignal(s)) is not None}
         self.streams = (sys.stdin, sys.stdout, sys.stderr)
         self.rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -211,20 +217,19 @@ class _State:
                 stream.flush()
         os.chdir("/")  # the job may have locked /work
         os.umask(self.umask)
-        if os.environ != self.environ:
+        if os.environ._data != self.environ:
             os.environ.clear()
-            os.environ.update(self.environ)
+            os.environ.update({os.fsdecode(k): os.fsdecode(v) for k, v in self.environ.items()})
         sys.path[:] = self.path
         sys.setrecursionlimit(self.recursion)
         sys.set_int_max_str_digits(self.digits)
-        now = builtins.__dict__
-        if len(now) != len(self.builtins) or any(now.get(k, now) is not v for k, v in self.builtins.items()):
+        if builtins.__dict__ != self.builtins:
             builtins.__dict__.clear()
             builtins.__dict__.update(self.builtins)
         for name in set(sys.modules) - self.modules:  # imported afresh by the next job that wants it
             del sys.modules[name]
-        if "random" in sys.modules:
-            sys.modules["random"].seed()
+        if "random" in sys.modules:  # as a fork reseeds it
+            sys.modules["random"].seed(int.from_bytes(os.urandom(16)))
         if "decimal" in sys.modules:
             decimal = sys.modules["decimal"]
             decimal.setcontext(decimal.Context())
