@@ -162,11 +162,14 @@ def shard(model: torch.nn.Module, parallel: Parallel) -> torch.nn.Module:
     """FSDP2: shard ``model`` in place per decoder layer, then as a whole (before the optimizer is built)."""
     if parallel != "fsdp":
         return model
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    # the mesh on the device the weights are on (CPU under gloo), not the default accelerator's
+    mesh = init_device_mesh(next(model.parameters()).device.type, (world_size(),))
     for layer in _decoder_layers(model):
-        fully_shard(layer)
-    fully_shard(model)
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
     return model
 
 

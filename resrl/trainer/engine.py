@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from resrl.core.task import Task
 from resrl.rollout import Collector
 from resrl.rollout.backends import TrainerContext, shares_weights, trainer_policy
@@ -58,8 +60,14 @@ class RolloutEngine:
         return self._collectors[temperature]
 
     def collect(self, tasks: list[Task], n: int, temperature: float) -> list[Trajectory]:
-        """``n`` episodes of each task (one group per task)."""
-        return self._collector(temperature).collect(tasks, n)
+        """``n`` episodes of each task (one group per task).
+
+        The collect seed is drawn from torch's RNG, which the loop seeds from ``(train.seed, step)`` just before:
+        every rank draws the same one, so with per-request seeds an episode does not depend on which rank samples
+        it, and a resumed run draws what the straight run did.
+        """
+        seed = int(torch.randint(0, 2**62, (1,)))
+        return self._collector(temperature).collect(tasks, n, seed=seed)
 
     def sync_weights(self) -> None:
         """Push the trainer's weights into the sampler (nothing to do when it samples with the same module)."""
