@@ -106,7 +106,7 @@ class Executor:
         self.from_zygote: set[int] = set()  # program processes the zygote forked (it reaps them)
         # the long-lived test process (``tester.py``), forked before any job too; replaced when a job may
         # have left it unclean. Without a dedicated uid each job forks its own (the program could kill it).
-        self.tester = tester.Tester(self.tester_uid, self.root, self.stdlib) if self.zygote else None
+        self.tester = tester.Tester(self.tester_uid, self.root, self.work, self.stdlib) if self.zygote else None
         self._reset_work()
 
     def close(self) -> None:
@@ -330,7 +330,7 @@ class Executor:
         """Hand the job to the test process (a fresh one if the last was replaced or is gone); its pid."""
         for attempt in range(2):
             if self.tester is None:
-                self.tester = tester.Tester(self.tester_uid, self.root, self.stdlib)
+                self.tester = tester.Tester(self.tester_uid, self.root, self.work, self.stdlib)
             try:
                 self.tester.start(job["tests"], token, job["limits"], fds)
                 return self.tester.pid

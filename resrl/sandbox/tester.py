@@ -68,14 +68,14 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
 class Tester:
     """The executor's handle on its test process (see the module docstring)."""
 
-    def __init__(self, uid: int, root: str, stdlib: str) -> None:
+    def __init__(self, uid: int, root: str | None, work: str, stdlib: str) -> None:
         self.uid = uid
         self.sock, theirs = socket.socketpair()
         self.pid = os.fork()
         if self.pid == 0:  # pragma: no cover - the test process never returns
             try:
                 self.sock.close()
-                _main(theirs, uid, root, stdlib)
+                _main(theirs, uid, root, work, stdlib)
             finally:
                 os._exit(1)
         theirs.close()
@@ -113,8 +113,9 @@ class Tester:
         return status
 
 
-def _main(sock: socket.socket, uid: int, root: str, stdlib: str) -> None:
-    """The test process: isolate once, then serve jobs until the executor goes."""
+def _main(sock: socket.socket, uid: int, root: str | None, work: str, stdlib: str) -> None:
+    """The test process: isolate once (in the private root, or without one, ``--allow-host-files``, in the
+    host's), then serve jobs in ``work`` until the executor goes."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the executor
     _libc.prctl(PR_SET_NAME, b"resrl-tests", 0, 0, 0)  # what ps and top show
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a write to a pipe the executor closed raises, as in Python
@@ -133,8 +134,10 @@ def _main(sock: socket.socket, uid: int, root: str, stdlib: str) -> None:
     for name in _LIMITS:  # soft up to hard: per job only the soft limits are lowered, and raised back after
         hard = rl.getrlimit(getattr(rl, name))[1]
         rl.setrlimit(getattr(rl, name), (hard, hard))
-    os.chroot(root)
-    os.chdir(isolation.WORK)
+    if root:
+        os.chroot(root)
+        work = isolation.WORK
+    os.chdir(work)
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
@@ -142,7 +145,7 @@ def _main(sock: socket.socket, uid: int, root: str, stdlib: str) -> None:
     sys.argv = ["tests"]
     # the stdlib only: a module the program left in /work must never be what a test's import finds
     sys.path[:] = [p for p in sys.path if p.startswith(stdlib)]
-    state = _State()
+    state = _State(work)
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(control, 4, JOB_FDS)
@@ -159,7 +162,7 @@ def _main(sock: socket.socket, uid: int, root: str, stdlib: str) -> None:
             os.dup2(src, dst)
             os.close(src)
         _set_limits(job["limits"])
-        os.chdir(isolation.WORK)  # the executor has given it back its mode since the last job
+        os.chdir(state.work)  # the executor has given it back its mode since the last job
         try:
             harness.run_test_list(job["tests"], 4, harness.reporter(3, job["token"]))
         finally:
@@ -183,7 +186,8 @@ def _set_limits(limits: dict) -> None:
 class _State:
     """What the tests of a job may change in this process, as it was before the first job."""
 
-    def __init__(self) -> None:
+    def __init__(self, work: str) -> None:
+        self.work = work
         self.modules = set(sys.modules)
         self.builtins = dict(builtins.__dict__)
         self.environ = dict(os.environ._data)  # the bytes mapping: compared in C, not through the Mapping API

@@ -14,6 +14,7 @@ import httpx
 
 from resrl.sandbox import Job, Sandbox
 from resrl.sandbox.backends.local import LocalSandbox
+from resrl.sandbox.tester import TESTER_UID_BASE
 
 # Set at import, before any sandbox starts (conftest imports this first): a job must never see it.
 SERVER_SECRET = "resrl-secret-" + secrets.token_hex(8)
@@ -36,8 +37,13 @@ def job_processes(sandbox: Sandbox) -> list[str]:
     found = []
     for container in sandbox.containers:
         top = container.top(ps_args="-eo pid,user,comm")
-        found += [" ".join(p) for p in top["Processes"] if p[1] not in ("root", "0")]
+        # neither root's (the executor, its zygote) nor the long-lived test process's (a uid of its own)
+        found += [" ".join(p) for p in top["Processes"] if p[1] not in ("root", "0") and not _tester_uid(p[1])]
     return found
+
+
+def _tester_uid(user: str) -> bool:
+    return user.isdigit() and int(user) >= TESTER_UID_BASE
 
 
 def leftover_files(sandbox: Sandbox) -> list[str]:
