@@ -199,7 +199,7 @@ class Trainer:
             log.warning("step %d: no trajectory to train on (infrastructure errors or no mixed group)", step)
             self._record(step, metrics, {})
             return metrics
-        fused = self._fused()
+        fused = self._fused(batch)
         old_logp, ref_logp, entropy, hidden = (None, None, None, None) if fused else self._score(batch)
         # Per whole group, on the rank that holds it; length scaling of positives counts masked tokens only.
         stats: dict[str, Any] = {}
@@ -226,7 +226,13 @@ class Trainer:
         self._record(step, metrics, histograms)
         return metrics
 
-    def _fused(self) -> bool:
+    def _rows(self, batch: TokenBatch | None) -> distributed.RowLayout:
+        """The step's rows over all ranks; in one process simply ``batch``'s (also when called on its own)."""
+        if distributed.active() or batch is None:
+            return self.layout
+        return distributed.RowLayout.gather(batch.mask.sum(1).tolist())
+
+    def _fused(self, batch: TokenBatch | None) -> bool:
         """Whether the scoring pass can be folded into the training forward.
 
         With one optimizer step over the whole batch at the weights that sampled it, no KL term and no hidden
@@ -236,7 +242,7 @@ class Trainer:
         o = self.cfg.optim
         return (
             o.ppo_epochs == 1
-            and o.mini_batch_size >= self.layout.total
+            and o.mini_batch_size >= self._rows(batch).total
             and self.cfg.algo.kl_coef <= 0
             and not self.algo.spec.needs_hidden
         )
@@ -252,7 +258,7 @@ class Trainer:
         need_hidden = self.algo.spec.needs_hidden
         old, ref, ent, hid = [], [], [], []
         chunks = list(torch.arange(len(batch)).split(mb)) if batch is not None else []
-        for _ in range(self.layout.micro_count(None, mb) - len(chunks)):
+        for _ in range(self._rows(batch).micro_count(None, mb) - len(chunks)):
             idle = _idle_part(self.tokenizer.pad_token_id or 0)
             token_logprobs(self.model, idle.input_ids, idle.attention_mask, mask=idle.mask)
             if self.cfg.algo.kl_coef > 0 and self.ref_model is None:
@@ -305,7 +311,7 @@ class Trainer:
         ocfg, algo = self.cfg.optim, self.algo
         fused = old_logp is None
         entropy = torch.zeros(batch.mask.shape) if fused and batch is not None else None
-        layout, scale = self.layout, float(distributed.world_size())
+        layout, scale = self._rows(batch), float(distributed.world_size())
         self.model.train()
         gen = torch.Generator().manual_seed(self.cfg.train.seed * 31 + step)
         sums: dict[str, float] = {}
