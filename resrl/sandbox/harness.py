@@ -198,7 +198,11 @@ def _run_tests_on(tests: list[dict], channel: Channel, report, dumps) -> None:
         report({"event": "load_error", "type": kind, "msg": msg[:2000]})
         return
     report({"event": "loaded"})
-    ns = {"__name__": "__test__", "__builtins__": builtins, **names}  # one namespace for all tests, as before
+    # One namespace for all tests, as before, without the program's names that shadow a builtin: a program's
+    # own `abs`, `len` or `isinstance` would decide what the tests that use them see. Call tests reach any of
+    # the program's functions by name.
+    shadowing = builtins.__dict__
+    ns = {"__name__": "__test__", "__builtins__": builtins, **{k: v for k, v in names.items() if k not in shadowing}}
     for i, t in enumerate(tests):
         if t["kind"] not in ("assert", "call"):
             continue
@@ -207,7 +211,8 @@ def _run_tests_on(tests: list[dict], channel: Channel, report, dumps) -> None:
                 exec(_compiled(t["code"], i), ns)
                 report({"event": "test", "i": i, "ok": True})
             else:
-                value = ns[t["fn"]](*t.get("args", []), **t.get("kwargs", {}))
+                fn = names[t["fn"]] if t["fn"] in names else ns[t["fn"]]
+                value = fn(*t.get("args", []), **t.get("kwargs", {}))
                 try:
                     encoded = dumps(value)
                 except (TypeError, ValueError):

@@ -361,6 +361,18 @@ def test_no_test_kind_can_be_forged(sandbox, program):
     assert_contained(sandbox)
 
 
+def test_a_program_cannot_rebind_the_builtins_tests_use(sandbox):
+    code = ("abs = lambda x: 0\nisinstance = lambda *a: True\nlen = lambda x: 3\nsorted = lambda x: [1, 2, 3]\n"
+            "def f(x):\n    return 0\n")  # fmt: skip
+    tests = [AssertTest(code="assert abs(f(1) - 5) < 1e-9"), AssertTest(code="assert isinstance(f(1), str)"),
+             AssertTest(code="assert len(f([1, 2, 3])) == 3"),
+             AssertTest(code="assert sorted(f([3, 1, 2])) == [1, 2, 3]"),
+             CallTest(fn="abs", args=[-2], expected=0)]  # fmt: skip
+    result = run(sandbox, code, tests=tests)
+    assert [t.passed for t in result.tests] == [False, False, False, False, True], result.tests
+    assert_contained(sandbox)
+
+
 @pytest.mark.parametrize("forgery", sorted(FORGERIES))
 def test_verdict_forging_cannot_pass(sandbox, forgery):
     tests = [AssertTest(code="assert solve() == 42"), CallTest(fn="solve", expected=42)]
