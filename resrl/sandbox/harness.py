@@ -126,7 +126,10 @@ class Channel:
             name, msg = str(reply["error"][0]), str(reply["error"][1])
             cls = getattr(builtins, name, None)
             error: Exception = ProgramError(f"{name}: {msg}")
-            if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__ == "builtins":
+            # never StopIteration: raised inside `map` or a generator it ends the iteration, so that
+            # `all(map(check, cases))` would hold without one case checked
+            if (isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__ == "builtins"
+                    and not issubclass(cls, (StopIteration, StopAsyncIteration))):  # fmt: skip
                 with contextlib.suppress(Exception):  # some (UnicodeDecodeError) take more than a message
                     error = cls(msg)
             raise error

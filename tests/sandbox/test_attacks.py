@@ -373,6 +373,15 @@ def test_a_program_cannot_rebind_the_builtins_tests_use(sandbox):
     assert_contained(sandbox)
 
 
+def test_a_stop_iteration_from_the_program_ends_no_check(sandbox):
+    code = "def f(x):\n    raise StopIteration\n"
+    tests = [AssertTest(code="assert all(map(lambda c: f(c) == c + 1, [1, 2, 3]))"),
+             AssertTest(code="assert sum(map(f, [1, 2])) == 0")]  # fmt: skip
+    result = run(sandbox, code, tests=tests)
+    assert [t.passed for t in result.tests] == [False, False], result.tests
+    assert_contained(sandbox)
+
+
 @pytest.mark.parametrize("forgery", sorted(FORGERIES))
 def test_verdict_forging_cannot_pass(sandbox, forgery):
     tests = [AssertTest(code="assert solve() == 42"), CallTest(fn="solve", expected=42)]
