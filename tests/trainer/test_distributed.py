@@ -1,5 +1,5 @@
 """Learners under torchrun on CPU (gloo): two ranks train what one process trains, resume from sharded
-checkpoints, and LoRA runs.
+checkpoints (into FSDP2), and LoRA runs.
 
 Each run is real: ``python -m torch.distributed.run --standalone`` starts the ranks of ``ddp_worker.py`` on
 loopback (the 1-rank run is this process, one thread, no process group); every rank samples its share of the
@@ -118,17 +118,18 @@ def test_two_ranks_train_what_one_process_trains(runs):
 
 
 def test_resume_under_torchrun_continues_the_straight_run(runs, warm_model, tmp_path):
-    # The 2-rank run as if killed after saving step 1; resumed on 2 ranks from its sharded state (dcp/).
+    # The 2-rank DDP run as if killed after saving step 1, resumed on 2 ranks from its dcp/ state under FSDP2:
+    # the replicated model and optimizer state are resharded on load, and step 2 trains with sharded weights.
     split = tmp_path / "split"
     shutil.copytree(runs["two"], split)
     shutil.rmtree(split / "checkpoints" / "step_000002")
-    _launch(_config(warm_model, split), 2, resume=True)
+    _launch(_config(warm_model, split, train={"parallel": "fsdp"}), 2, resume=True)
     a, b = read_records(runs["two"] / "metrics.jsonl"), read_records(split / "metrics.jsonl")
     assert [(r["kind"], r["step"]) for r in b] == [(r["kind"], r["step"]) for r in a]
     for ra, rb in zip(a, b, strict=True):
         assert ra.get("reward_mean") == rb.get("reward_mean"), (ra["kind"], ra["step"])
-    wa, wb = _weights(runs["two"], 2), _weights(split, 2)
-    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    wa, wb = _weights(runs["two"], 2), _weights(split, 2)  # the FSDP export also names the tied lm_head
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)  # same tolerance as across rank counts
 
 
 def test_lora_trains_on_two_ranks(warm_model, tmp_path):
