@@ -133,7 +133,7 @@ class Trainer:
         last_eval: dict[str, Any] = {}
         if self.start_step == 0 and cfg.eval_at_start:
             last_eval = self.evaluate(0)
-        with Progress(transient=True) as bar:
+        with Progress(transient=True, disable=not distributed.is_main()) as bar:  # one bar, not one per rank
             job = bar.add_task("training", total=cfg.steps, completed=self.start_step)
             for step in range(self.start_step + 1, cfg.steps + 1):
                 self.train_step(step)
