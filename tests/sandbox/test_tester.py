@@ -86,6 +86,9 @@ HOSTILE = {
     "    if hasattr(m, \"Handle\"):\\n        m.Handle.__call__ = lambda *a, **k: 1\\n')\n"
     "def solve():\n    return 0\n",
     "lock_the_work_dir": "import os\nos.chmod('.', 0)\ndef solve():\n    return 0\n",
+    # descriptors passed over the test socket: the test process never takes them (no control buffer)
+    "descriptors_on_the_socket": "import os, socket\ns = socket.socket(fileno=3)\nr, w = os.pipe()\n"
+    "for _ in range(40):\n    socket.send_fds(s, [b' '], [r, w, 0, 1, 2])\ns.detach()\ndef solve():\n    return 1\n",
 }
 
 
