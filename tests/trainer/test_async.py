@@ -79,6 +79,10 @@ def test_each_batch_was_sampled_by_the_weights_before_the_previous_update(warm_m
             metrics.append(trainer.train_step(step))
             batches.append(trainer.last_batch)
             weights.append(copy.deepcopy(trainer.model.state_dict()))  # W_step
+            if step == 2:  # an evaluation waits for step 3's batch in flight, then scores W_2 itself
+                trainer.evaluate(step)
+                sampler = trainer.engine.policy.model.state_dict()
+                assert all(torch.equal(sampler[k], weights[2][k]) for k in weights[2])
         probe = copy.deepcopy(trainer.model)
     finally:
         trainer.close()
