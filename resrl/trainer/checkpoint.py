@@ -87,7 +87,8 @@ def save_checkpoint(
     if main:
         _publish(root, name, final, tmp, out_dir, keep)
     distributed.barrier()  # no rank goes on (or resumes) before the checkpoint is in place
-    log.info("checkpoint step=%d path=%s", step, final)
+    if main:
+        log.info("checkpoint step=%d path=%s", step, final)
     return final
 
 
