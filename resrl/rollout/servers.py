@@ -141,6 +141,9 @@ class ServerPoolPolicy:
         self.run_id = run_id
         self._synced = 0  # this run's updates so far (the weight version stamped on the servers)
         self._lock = threading.Lock()
+        # held through a sync and its version stamps, so a collection starting meanwhile (train.async_steps)
+        # never reads half-stamped versions
+        self._sync_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(
             max_workers=max_concurrency * len(self.servers), thread_name_prefix="resrl-servers"
         )
@@ -262,6 +265,10 @@ class ServerPoolPolicy:
         """Take out of rotation the servers that missed a sync another process of this run made."""
         if self.run_id is None:
             return
+        with self._sync_lock:
+            self._drop_behind()
+
+    def _drop_behind(self) -> None:
         versions = {}
         for server in [s for s in self.servers if s.alive]:
             try:
@@ -301,6 +308,10 @@ class ServerPoolPolicy:
         """Push HF-named tensors to every server in rotation; a server that fails is taken out of rotation.
 
         Raises :class:`NoServersLeft` when none is left. Only one process may call it (``sync_scope``)."""
+        with self._sync_lock:
+            self._update_weights(named_tensors)
+
+    def _update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         start = time.monotonic()
         live = [s for s in self.servers if s.alive]
         if not live:
