@@ -88,7 +88,8 @@ class Trainer:
         self.train_model = distributed.replicate(self.model, self.parallel)
         self.layout = distributed.RowLayout.gather([])
         self.engine = RolloutEngine(cfg, self.model, self.tokenizer)
-        if ckpt is not None:
+        # A sampler with weights of its own (vllm, servers) starts from what SFT or the checkpoint left.
+        if ckpt is not None or self.sft_losses:
             self.engine.sync_weights()
         self.rollouts = Rollouts(
             self.engine, cfg, self._pick_tasks, lambda s: seed_everything(cfg.train.seed, s), state if ckpt else None
