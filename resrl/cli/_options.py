@@ -31,6 +31,14 @@ def add_episode_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto (the format the chat template renders), hermes, pythonic, llama3_json, mistral or openai",
     )
+    add_template_kwargs_option(parser)
+    parser.add_argument("--seed", type=int, default=0, help="task generation and sampling seed")
+    parser.add_argument("--threshold", type=float, default=1.0, help="reward counted as a success")
+    parser.add_argument("--episode-timeout", type=float, default=300.0, help="seconds per episode")
+
+
+def add_template_kwargs_option(parser: argparse.ArgumentParser) -> None:
+    """``--chat-template-kwargs JSON``: options for every chat-template rendering."""
     parser.add_argument(
         "--chat-template-kwargs",
         type=json.loads,
@@ -38,9 +46,6 @@ def add_episode_options(parser: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help="options for every chat-template rendering, e.g. '{\"enable_thinking\": false}'",
     )
-    parser.add_argument("--seed", type=int, default=0, help="task generation and sampling seed")
-    parser.add_argument("--threshold", type=float, default=1.0, help="reward counted as a success")
-    parser.add_argument("--episode-timeout", type=float, default=300.0, help="seconds per episode")
 
 
 def check_episode_options(args: argparse.Namespace) -> None:

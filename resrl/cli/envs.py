@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from resrl.cli._envfile import add_env_file_option, load_env_files
+from resrl.cli._options import add_template_kwargs_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,13 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="also play the gold episodes through the collector with this tokenizer's chat template",
     )
-    check.add_argument(
-        "--chat-template-kwargs",
-        type=json.loads,
-        default={},
-        metavar="JSON",
-        help="options for the chat template with --tokenizer, e.g. '{\"enable_thinking\": false}'",
-    )
+    add_template_kwargs_option(check)
     add_env_file_option(check)
     check.set_defaults(func=_check)
 

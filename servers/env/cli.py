@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 
 from resrl.cli._envfile import add_env_file_option, load_env_files
+from resrl.cli._options import add_import_option, import_modules
 
 log = logging.getLogger("resrl.server.env")
 
@@ -22,14 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="glob(s) over env ids to host, e.g. 'fc/*' (default: every registered env)",
     )
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import MODULE first (it may call resrl.register); repeatable",
-    )
+    add_import_option(parser)
     parser.add_argument(
         "--tasks",
         dest="task_files",
@@ -67,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     from resrl_servers.env.app import ServerConfig, create_app
 
-    for module in args.imports:
-        importlib.import_module(module)
+    import_modules(args)
     load_env_files(args)
     config = ServerConfig(
         env_patterns=args.envs or None,
