@@ -26,13 +26,13 @@ def aggregate(
     fmask = mask.to(values.dtype)
     if cfg.agg == "token-mean":
         denom = fmask.sum() if global_token_count is None else global_token_count
-        return (values * fmask).sum() / torch.as_tensor(denom, dtype=values.dtype).clamp_min(1)
+        return (values * fmask).sum() / torch.as_tensor(denom, dtype=values.dtype, device=values.device).clamp_min(1)
     if cfg.agg == "seq-mean-token-mean":
         per_seq = (values * fmask).sum(1) / fmask.sum(1).clamp_min(1)
     else:  # seq-mean-token-sum-norm (Dr.GRPO): a constant divisor, so long answers are not favoured
         per_seq = (values * fmask).sum(1) / float(cfg.norm_len or mask.shape[1])
     denom = mask.shape[0] if global_seq_count is None else global_seq_count
-    return per_seq.sum() / torch.as_tensor(denom, dtype=values.dtype).clamp_min(1)
+    return per_seq.sum() / torch.as_tensor(denom, dtype=values.dtype, device=values.device).clamp_min(1)
 
 
 def policy_loss(

@@ -9,7 +9,7 @@ recorded when it sampled each token (0 off the mask).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -30,6 +30,12 @@ class TokenBatch:
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
+
+    def to(self, device: torch.device | str) -> TokenBatch:
+        """The same batch with every tensor on ``device`` (tensors already there are not copied)."""
+        return TokenBatch(
+            **{f.name: None if (t := getattr(self, f.name)) is None else t.to(device) for f in fields(self)}
+        )
 
     def select(self, idx: torch.Tensor) -> TokenBatch:
         """The rows ``idx``, with padding columns no row uses trimmed off."""

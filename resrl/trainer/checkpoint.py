@@ -38,15 +38,21 @@ _SCRATCH = (".tmp_", ".old_", ".del_")  # a checkpoint being written, replaced, 
 
 
 def rng_state() -> dict[str, Any]:
-    """The Python, NumPy and torch RNG states."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The Python, NumPy and torch RNG states, and the current CUDA device's when there is one."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
+    """Restore what :func:`rng_state` returned (a CUDA state only where CUDA is available: a GPU run's checkpoint
+    still resumes on a CPU machine)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def save_checkpoint(
@@ -181,7 +187,8 @@ def load_training_state(ckpt: Path, optimizer: torch.optim.Optimizer, model: Any
             raise ValueError(f"{ckpt} holds sharded state (dcp/): pass the model to load it into")
         _load_sharded(ckpt, model, optimizer)
     elif (ckpt / "optimizer.pt").is_file():
-        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=False))
+        # Read onto the CPU (a GPU run's state loads anywhere); load_state_dict moves it to the parameters' device.
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=False))
     else:
         raise FileNotFoundError(f"{ckpt} has neither optimizer.pt nor dcp/")
     own = ckpt / f"rng_rank{distributed.rank()}.pt"

@@ -41,6 +41,11 @@ class ModelConfig(_Section):
     lora: LoraConfig | None = None
     gradient_checkpointing: bool = False
     hidden_layer: int = Field(-2, description="decoder layer whose output ResRL reads (negative: from the end)")
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="the trainer's model and batches: auto (cuda:LOCAL_RANK with CUDA, else cpu), cpu, cuda[:N]",
+    )
 
 
 class RolloutConfig(_Section):

@@ -137,6 +137,31 @@ def lockstep(count: int) -> int:
     return int(t)
 
 
+def device(choice: str = "auto") -> torch.device:
+    """The device ``model.device`` names for this rank: ``auto`` is ``cuda:<LOCAL_RANK>`` when CUDA is available,
+    else ``cpu``; ``cuda`` without an index is ``cuda:<LOCAL_RANK>`` too. A CUDA device becomes the current one, so
+    CUDA RNG states and NCCL collectives of this rank refer to the device its model is on."""
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice != "cuda" and not (choice.startswith("cuda:") and choice[5:].isdigit()):
+        raise ValueError(f"model.device must be auto, cpu, cuda or cuda:N, got {choice!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"model.device={choice!r} but CUDA is not available here; use model.device=cpu or auto")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    index = int(choice[5:]) if choice != "cuda" else local
+    if launched() and index != local:
+        raise ValueError(
+            f"model.device={choice!r} under torchrun: each rank trains on cuda:<LOCAL_RANK> (cuda:{local} here); "
+            "use model.device=cuda or auto"
+        )
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"model.device={choice!r} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
 def resolve_parallel(choice: str) -> Parallel:
     """``auto`` is ``none`` on one process and ``ddp`` on several; ``ddp``/``fsdp`` need several processes."""
     if choice not in ("auto", "none", "ddp", "fsdp"):

@@ -23,7 +23,7 @@ from resrl.metrics import distinct_n, mean_entropy, outcomes, score
 from resrl.rollout.trajectory import Trajectory
 from resrl.trainer import distributed
 from resrl.trainer.batch import TokenBatch, collate, token_logprobs
-from resrl.trainer.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
+from resrl.trainer.checkpoint import latest_checkpoint, load_training_state, rng_state, save_checkpoint, set_rng_state
 from resrl.trainer.config import Config
 from resrl.trainer.engine import RolloutEngine
 from resrl.trainer.logs import RunLogger
@@ -66,7 +66,9 @@ class Trainer:
         seed_everything(cfg.train.seed, 0)
         distributed.init_process_group()
         self.parallel = distributed.resolve_parallel(cfg.train.parallel)
+        self.device = distributed.device(cfg.model.device)
         self.model, self.tokenizer = load_model(cfg.model, adapter_dir=ckpt / "model" if ckpt else None)
+        self.model.to(self.device)  # before sharding and the optimizer: both take the parameters where they are
         distributed.shard(self.model, self.parallel)  # FSDP2 shards in place, before the optimizer sees the params
         self.optimizer = torch.optim.AdamW(
             trainable_parameters(self.model), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
@@ -110,6 +112,7 @@ class Trainer:
         if cfg.algo.kl_coef > 0 and cfg.model.lora is None:
             self.ref_model, _ = load_model(cfg.model.model_copy(update={"lora": None}))
             self.ref_model.requires_grad_(False)
+            self.ref_model.to(self.device)
 
     def _warm_up(self) -> list[float]:
         from resrl.trainer.sft import sft_warmup
@@ -194,7 +197,7 @@ class Trainer:
         if cfg.train.filter_groups:
             kept = _mixed_groups(kept, algo.success_threshold)  # groups are whole on each rank
             metrics["groups_trained"] = distributed.all_reduce_sum(len({t.group_id for t in kept}))
-        batch = collate(kept, self.tokenizer.pad_token_id or 0) if kept else None
+        batch = collate(kept, self.tokenizer.pad_token_id or 0).to(self.device) if kept else None
         self.layout = distributed.RowLayout.gather(batch.mask.sum(1).tolist() if batch is not None else [])
         if not self.layout.total:
             log.warning("step %d: no trajectory to train on (infrastructure errors or no mixed group)", step)
@@ -209,10 +212,12 @@ class Trainer:
             advantages, stats = token_advantages(algo, batch.rewards, batch.group_ids, batch.mask, hidden)
         self.last_batch, self.last_advantages = batch, advantages
         tokens = int(batch.mask.sum()) if batch is not None else 0
+        # On the CPU before pickling: a CUDA tensor unpickles onto its rank's device, and ranks' would not concatenate.
+        stats = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in stats.items()}
         stats = _merge_rank_stats(distributed.all_gather_objects((len(kept), tokens, stats)))
         histograms = {}
         if "resrl/negative_weights" in stats:  # the weights themselves, not the advantages they scale
-            histograms["resrl_weight"] = stats.pop("resrl/negative_weights").cpu().numpy()
+            histograms["resrl_weight"] = stats.pop("resrl/negative_weights").numpy()
         metrics.update({f"algo/{k}": _scalar(v) for k, v in stats.items() if _scalar(v) is not None})
         if "resrl/weight_hist" in stats:
             metrics["algo/resrl/weight_hist"] = stats["resrl/weight_hist"]
@@ -260,7 +265,7 @@ class Trainer:
         old, ref, ent, hid = [], [], [], []
         chunks = list(torch.arange(len(batch)).split(mb)) if batch is not None else []
         for _ in range(self._rows(batch).micro_count(None, mb) - len(chunks)):
-            idle = _idle_part(self.tokenizer.pad_token_id or 0)
+            idle = _idle_part(self.tokenizer.pad_token_id or 0, self.device)
             token_logprobs(self.model, idle.input_ids, idle.attention_mask, mask=idle.mask)
             if self.cfg.algo.kl_coef > 0 and self.ref_model is None:
                 self._ref_logprobs(idle)
@@ -311,7 +316,7 @@ class Trainer:
         """
         ocfg, algo = self.cfg.optim, self.algo
         fused = old_logp is None
-        entropy = torch.zeros(batch.mask.shape) if fused and batch is not None else None
+        entropy = torch.zeros(batch.mask.shape, device=batch.mask.device) if fused and batch is not None else None
         layout, scale = self._rows(batch), float(distributed.world_size())
         self.model.train()
         gen = torch.Generator().manual_seed(self.cfg.train.seed * 31 + step)
@@ -329,7 +334,8 @@ class Trainer:
                     # Past its own rows a rank runs empty micro-batches: DDP's gradient all-reduce and FSDP's
                     # gathers need every rank in every pass. They add exactly zero to the gradient.
                     micro = micros[i] if i < len(micros) else None
-                    part = batch.select(micro) if micro is not None else _idle_part(self.tokenizer.pad_token_id or 0)
+                    pad_id = self.tokenizer.pad_token_id or 0
+                    part = batch.select(micro) if micro is not None else _idle_part(pad_id, self.device)
                     width = part.mask.shape[1]
                     with distributed.accumulate(self.train_model, sync=i == n_micro - 1):
                         logp, ent = token_logprobs(
@@ -385,13 +391,11 @@ class Trainer:
         """Avg@k and unbiased Pass@k on the test split (seeded, so comparable across steps and runs)."""
         cfg = self.cfg
         self.rollouts.drain()  # the engine idle and holding this step's weights
-        state = torch.get_rng_state(), random.getstate(), np.random.get_state()
+        state = rng_state()
         seed_everything(cfg.train.seed + 12345, 0)  # the same sampling noise at every evaluation
         # Each rank samples its share of the test tasks (per-request seeds: the same episodes as one process).
         _, trajectories = self._collect(self.test_tasks, cfg.train.eval_k, cfg.train.eval_temperature)
-        torch.set_rng_state(state[0])
-        random.setstate(state[1])
-        np.random.set_state(state[2])
+        set_rng_state(state)
         self.last_eval_trajectories = trajectories
         result = score(trajectories, cfg.train.eval_k, cfg.algo.success_threshold)
         if self.logger is not None:
@@ -419,15 +423,15 @@ def _mixed_groups(trajectories: list[Trajectory], threshold: float) -> list[Traj
     return [t for t in trajectories if len(outcomes[t.group_id]) == 2]
 
 
-def _idle_part(pad_id: int) -> TokenBatch:
+def _idle_part(pad_id: int, device: torch.device) -> TokenBatch:
     """A two-token row with nothing to train: what a rank out of rows runs to keep in step with the others."""
     return TokenBatch(
-        input_ids=torch.full((1, 2), pad_id, dtype=torch.long),
-        attention_mask=torch.ones((1, 2), dtype=torch.long),
-        mask=torch.zeros((1, 1), dtype=torch.bool),
-        rewards=torch.zeros(1),
-        group_ids=torch.zeros(1, dtype=torch.long),
-        n_policy_tokens=torch.zeros(1, dtype=torch.long),
+        input_ids=torch.full((1, 2), pad_id, dtype=torch.long, device=device),
+        attention_mask=torch.ones((1, 2), dtype=torch.long, device=device),
+        mask=torch.zeros((1, 1), dtype=torch.bool, device=device),
+        rewards=torch.zeros(1, device=device),
+        group_ids=torch.zeros(1, dtype=torch.long, device=device),
+        n_policy_tokens=torch.zeros(1, dtype=torch.long, device=device),
     )
 
 

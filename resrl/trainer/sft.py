@@ -117,11 +117,12 @@ def sft_warmup(
         return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    device = next(model.parameters()).device  # the batches go where the model is (the trainer's model.device)
     with Progress(transient=True) as bar:
         job = bar.add_task(f"SFT on {len(data)} gold episodes", total=steps)
         for epoch in range(epochs):
             for rows in _batches(data, batch_size, rng, by_length):
-                batch = collate([data[i] for i in rows], pad)
+                batch = collate([data[i] for i in rows], pad).to(device)
                 if context_weight:
                     logp, _ = token_logprobs(model, batch.input_ids, batch.attention_mask)
                     real = batch.attention_mask[:, 1:].bool()  # a real token is predicted (not padding)
