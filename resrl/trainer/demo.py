@@ -32,7 +32,8 @@ log = logging.getLogger("resrl.demo")
 SINGLE_TURN = ["fc/simple", "fc/multiple", "fc/irrelevance"]
 MULTI_TURN = "fc/multi/smarthome"
 DEMO_ENVS = [*SINGLE_TURN, MULTI_TURN]
-HELDOUT_SEED = 1_000  # the training stages draw train tasks with seeds seed, seed + 1 and seed + 2
+REQUEST_ENVS = ["fc/simple", "fc/multiple"]  # request-only SFT: the envs whose reply reads values from the request
+HELDOUT_SEED = 1_000  # the training stages draw train tasks with seeds seed to seed + 3
 HELDOUT_LABEL = "held-out: train templates, unseen seeds"
 TEST_LABEL = "test split: unseen templates and entities"
 
@@ -46,15 +47,22 @@ class DemoSettings(BaseModel):
     layers: int = 2
     heads: int = 4
     vocab_size: int = 2048
-    pretokenize: str = "gpt2"  # see resrl.models.build_tokenizer; "copy" measured worse at this SFT budget
+    pretokenize: str = "copy"  # a value has the same tokens in the request and in the call (build_tokenizer)
+    copy_init: bool = True  # attention starts as a copier (resrl.models.build_model)
     tokenizer_tasks: int = 100  # per environment: train tasks whose text the BPE is trained on
-    sft_tasks: int = 500  # per single-turn environment
+    request_tasks: int = 6400  # per tool-calling environment: request-only SFT demos (sft_warmup request_only)
+    request_batch_size: int = 16
+    sft_tasks: int = 300  # per single-turn environment
     sft_multi_tasks: int = 60  # multi-turn gold episodes are 3-4x longer
-    sft_epochs: int = 2
-    sft_lr: float = 5e-3
+    sft_epochs: int = 1
+    sft_lr: float = 3e-3
     sft_batch_size: int = 8
     single_steps: int = 14
     multi_steps: int = 2
+    # The multi-turn stage trains on the fraction of user turns done right; a rollout that gets at least this
+    # share is a positive there (at 1.0 a group whose best rollout misses one turn would carry no signal).
+    # Evaluation still counts only whole episodes done right.
+    multi_threshold: float = 0.5
     tasks_per_step: int = 8
     n: int = 8
     lr: float = 1e-3
@@ -76,6 +84,8 @@ QUICK = DemoSettings(
     heads=2,
     vocab_size=512,
     tokenizer_tasks=4,
+    request_tasks=8,
+    request_batch_size=4,
     sft_tasks=6,
     sft_multi_tasks=2,
     sft_epochs=2,
@@ -91,8 +101,11 @@ QUICK = DemoSettings(
 )
 
 
-def stage_config(s: DemoSettings, model: Path, out: Path, *, envs: list[str], steps: int, multi: bool) -> Config:
-    """The training config of one RL stage of the demo (the same shape ``resrl train`` reads)."""
+def stage_config(
+    s: DemoSettings, model: Path, out: Path, *, envs: list[str], steps: int, multi: bool, threshold: float = 1.0
+) -> Config:
+    """The training config of one RL stage of the demo (the same shape ``resrl train`` reads); ``threshold``
+    is the reward a positive rollout needs (``algo.success_threshold``)."""
     return validate_config(
         {
             "model": {"path": str(model)},
@@ -111,7 +124,7 @@ def stage_config(s: DemoSettings, model: Path, out: Path, *, envs: list[str], st
                 "max_new_tokens_per_turn": s.max_new_tokens_per_turn,
                 "temperature": s.temperature,
             },
-            "algo": {"scheme": "resrl", "rank": 16, "success_threshold": 1.0, "pos_weight": s.pos_weight},
+            "algo": {"scheme": "resrl", "rank": 16, "success_threshold": threshold, "pos_weight": s.pos_weight},
             "optim": {
                 "lr": s.lr,
                 "mini_batch_size": s.tasks_per_step * s.n,
@@ -203,9 +216,10 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None
     seed_everything(s.seed, 0)
     sft_tasks = make_tasks(SINGLE_TURN, "train", s.sft_tasks, s.seed + 1)
     sft_tasks += make_tasks([MULTI_TURN], "train", s.sft_multi_tasks, s.seed + 1)
+    request_tasks = make_tasks(REQUEST_ENVS, "train", s.request_tasks, s.seed + 3)
     rl_tasks = make_tasks(DEMO_ENVS, "train", 256, s.seed)  # what the RL stages draw from (data.seed)
     task_sets = {
-        "heldout": heldout_tasks(DEMO_ENVS, s.eval_tasks, [*sft_tasks, *rl_tasks]),
+        "heldout": heldout_tasks(DEMO_ENVS, s.eval_tasks, [*request_tasks, *sft_tasks, *rl_tasks]),
         "test": make_tasks(DEMO_ENVS, "test", s.eval_tasks, s.seed),
     }
     if model_path is None:
@@ -222,6 +236,7 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None
             seed=s.seed,
             texts=texts,
             pretokenize=s.pretokenize,
+            copy_init=s.copy_init,
         )
     else:
         base = Path(model_path)
@@ -229,6 +244,18 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None
     log.info("demo: SFT warm-up on gold demonstrations")
     cfg = stage_config(s, base, out / "warm", envs=SINGLE_TURN, steps=0, multi=False)
     model, tokenizer = load_model(cfg.model)
+    # First the short request -> call demos (most of the steps, at a sixth of the tokens each), then the
+    # whole prompts: values are read from the request, the tool list only chooses among tools.
+    sft_warmup(
+        model,
+        tokenizer,
+        request_tasks,
+        batch_size=s.request_batch_size,
+        lr=s.sft_lr,
+        seed=s.seed,
+        schedule="cosine",
+        request_only=True,
+    )
     sft_warmup(
         model,
         tokenizer,
@@ -254,7 +281,15 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None
     trainer.close()
     log.info("demo: ResRL on the multi-turn domain %s", MULTI_TURN)
     after_single = out / "stage1_single" / "checkpoints" / f"step_{s.single_steps:06d}" / "model"
-    stage2 = stage_config(s, after_single, out / "stage2_multi", envs=[MULTI_TURN], steps=s.multi_steps, multi=True)
+    stage2 = stage_config(
+        s,
+        after_single,
+        out / "stage2_multi",
+        envs=[MULTI_TURN],
+        steps=s.multi_steps,
+        multi=True,
+        threshold=s.multi_threshold,
+    )
     trainer = Trainer(stage2)
     trainer.run()
     trainer.close()

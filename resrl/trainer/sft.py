@@ -40,9 +40,15 @@ def gold_conversation(task: Task, *, tool_format: str = "hermes") -> tuple[list[
     return messages, float(reward)
 
 
-def gold_trajectories(tasks: list[Task], tokenizer: Any, *, tool_format: str = "hermes") -> list[Trajectory]:
+def gold_trajectories(
+    tasks: list[Task], tokenizer: Any, *, tool_format: str = "hermes", request_only: bool = False
+) -> list[Trajectory]:
     """Gold episodes as trajectories (loss mask on the assistant turns); episodes the env does not reward
-    fully are left out with a warning, since training on them would teach mistakes."""
+    fully are left out with a warning, since training on them would teach mistakes.
+
+    ``request_only=True`` keeps only the first user turn and the gold reply to it, with no system prompt and
+    no tool list: a sixth of the tokens, all of them about reading values out of a request.
+    """
     from resrl.rollout.chat import ChatCodec, encode_episode, resolve_tool_format
 
     codec = ChatCodec(tokenizer)
@@ -53,7 +59,11 @@ def gold_trajectories(tasks: list[Task], tokenizer: Any, *, tool_format: str = "
         if reward <= 0:
             log.warning("gold episode of %s scored %.2f; left out of SFT", task.id, reward)
             continue
-        prompt, response, mask = encode_episode(tokenizer, messages, task.tools, codec=codec)
+        tools = task.tools
+        if request_only:
+            first = next(i for i, m in enumerate(messages) if m.get("role") == "user")
+            messages, tools = messages[first : first + 2], None
+        prompt, response, mask = encode_episode(tokenizer, messages, tools, codec=codec)
         out.append(
             Trajectory(
                 prompt_ids=prompt,
@@ -82,6 +92,7 @@ def sft_warmup(
     schedule: Literal["constant", "cosine"] = "constant",
     by_length: bool = False,
     context_weight: float = 0.0,
+    request_only: bool = False,
 ) -> list[float]:
     """Fine-tune ``model`` in place on the gold episodes of ``tasks``; returns each batch's loss on its policy
     tokens.
@@ -92,13 +103,14 @@ def sft_warmup(
     when prompt lengths differ a lot, as they do across tool lists. ``context_weight`` > 0 adds next-token loss
     on the other tokens (prompt, tool results), each weighted that much against a policy token: a model built
     from scratch has read no text before, and the prompts hold ten times the tokens its turns do, with the
-    repeats (argument names in ``required``, tool names) that teach it to copy.
+    repeats (argument names in ``required``, tool names) that teach it to copy. ``request_only``: see
+    :func:`gold_trajectories`.
     """
     if context_weight < 0:
         raise ValueError(f"context_weight must be >= 0, got {context_weight}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown SFT schedule {schedule!r}; use 'constant' or 'cosine'")
-    data = gold_trajectories(tasks, tokenizer, tool_format=tool_format)
+    data = gold_trajectories(tasks, tokenizer, tool_format=tool_format, request_only=request_only)
     if not data:
         raise ValueError("no usable gold demonstrations for SFT (every gold episode failed)")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)

@@ -75,3 +75,36 @@ def test_sft_options_lower_the_policy_loss(tiny_model):
     assert sum(losses[-4:]) < 0.75 * sum(losses[:4])  # seeded: 23.2 -> 14.8 measured
     with pytest.raises(ValueError, match="schedule"):
         sft_warmup(model, tokenizer, tasks, schedule="linear")
+
+
+def test_request_only_demos_keep_the_request_and_the_gold_call(tiny_model):
+    from resrl.trainer.config import ModelConfig
+    from resrl.trainer.loop import make_tasks
+    from resrl.trainer.modeling import load_model
+    from resrl.trainer.sft import gold_trajectories
+
+    _, tokenizer = load_model(ModelConfig(path=str(tiny_model)))
+    tasks = make_tasks(["fc/simple"], "train", 3, 0)
+    full = gold_trajectories(tasks, tokenizer)
+    short = gold_trajectories(tasks, tokenizer, request_only=True)
+    for task, whole, brief in zip(tasks, full, short, strict=True):
+        prompt = tokenizer.decode(brief.prompt_ids)
+        assert task.messages[1]["content"] in prompt
+        assert "<tools>" not in prompt and "helpful assistant" not in prompt
+        assert 2 * len(brief.prompt_ids) < len(whole.prompt_ids)
+        assert brief.response_ids == whole.response_ids and brief.loss_mask == whole.loss_mask
+
+
+def test_copy_init_attention_copies_what_it_attends_to():
+    import torch
+
+    from resrl.models import build_model
+
+    plain = build_model(64, hidden=32, layers=2, heads=4, seed=0)
+    copier = build_model(64, hidden=32, layers=2, heads=4, seed=0, copy_init=True)
+    assert plain.config.num_key_value_heads == 2 and copier.config.num_key_value_heads == 4
+    for layer in copier.model.layers:
+        attn = layer.self_attn
+        assert torch.equal(attn.o_proj.weight @ attn.v_proj.weight, torch.eye(32))
+    for layer in plain.model.layers:
+        assert not torch.allclose(layer.self_attn.o_proj.weight, torch.eye(32))
