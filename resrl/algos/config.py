@@ -51,9 +51,7 @@ def scheme_table(cfg: AlgoConfig) -> dict[str, SchemeSpec]:
         "psr": SchemeSpec("psr", "sign", 1.0, 0.0),
         "nsr": SchemeSpec("nsr", "sign", 0.0, 1.0),
         "w_reinforce": SchemeSpec("w_reinforce", "sign", cfg.w_lambda, 1.0),
-        "resrl": SchemeSpec(
-            "resrl", cfg.resrl_base, cfg.pos_weight, 1.0, token_weights=True, mixed_groups_only=True
-        ),
+        "resrl": SchemeSpec("resrl", cfg.resrl_base, cfg.pos_weight, 1.0, token_weights=True, mixed_groups_only=True),
     }
 
 

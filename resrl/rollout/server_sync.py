@@ -51,9 +51,7 @@ class ServerControl:
         self.root = root.rstrip("/")
         self.client = httpx.Client()
 
-    def call(
-        self, method: str, path: str, deadline: float, *, json: Any = None, params: dict | None = None
-    ) -> Any:
+    def call(self, method: str, path: str, deadline: float, *, json: Any = None, params: dict | None = None) -> Any:
         """The route's JSON answer (None for an empty one); :class:`SyncError` on any failure or at the deadline."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -299,9 +297,7 @@ class NcclSync:
 def serves_nccl(server: Any, timeout: float) -> bool:
     """Whether ``server`` runs on a GPU with vLLM's NCCL weight transfer configured (its ``/server_info``)."""
     try:
-        info = server.control.call(
-            "GET", "/server_info", time.monotonic() + timeout, params={"config_format": "json"}
-        )
+        info = server.control.call("GET", "/server_info", time.monotonic() + timeout, params={"config_format": "json"})
     except SyncError:
         return False
     config = (info or {}).get("vllm_config") or {}

@@ -461,10 +461,16 @@ def main(argv: list[str]) -> int:
     transport.add_argument("--stdio", action="store_true", help="framed requests on stdin, answers on stdout")
     transport.add_argument("--socket", help="listen on this Unix socket path")
     parser.add_argument("--base", default=os.path.join(tempfile.gettempdir(), "resrl-sandbox"))
-    parser.add_argument("--allow-network", action="store_true",
-                        help="run jobs even without a network namespace (they then share this network)")
-    parser.add_argument("--allow-host-files", action="store_true",
-                        help="run jobs even without a private root (they then see this filesystem)")
+    parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="run jobs even without a network namespace (they then share this network)",
+    )
+    parser.add_argument(
+        "--allow-host-files",
+        action="store_true",
+        help="run jobs even without a private root (they then see this filesystem)",
+    )
     args = parser.parse_args(argv)
     executor = Executor(args.base, allow_network=args.allow_network, allow_host_files=args.allow_host_files)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)

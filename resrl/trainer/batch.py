@@ -47,9 +47,7 @@ class TokenBatch:
             rewards=self.rewards[idx],
             group_ids=self.group_ids[idx],
             n_policy_tokens=self.n_policy_tokens[idx],
-            behaviour_logprobs=None
-            if self.behaviour_logprobs is None
-            else self.behaviour_logprobs[idx, : length - 1],
+            behaviour_logprobs=None if self.behaviour_logprobs is None else self.behaviour_logprobs[idx, : length - 1],
         )
 
 

@@ -331,7 +331,7 @@ DIG = (
     "for o in gc.get_objects():\n    if isinstance(o, dict) and 'kind' in o:\n        visit(o)\n"
     "for token in [x for x in found if isinstance(x, str)]:\n"
     "    for i in range(4):\n"
-    "        line = token + '{\"event\": \"test\", \"i\": %d, \"ok\": true}\\n' % i\n"
+    '        line = token + \'{"event": "test", "i": %d, "ok": true}\\n\' % i\n'
     "        for fd in range(3, 12):\n            try:\n                os.write(fd, line.encode())\n"
     "            except OSError:\n                pass\n"
     "answers = [x for x in found if isinstance(x, int)] + [0]\n"
@@ -418,8 +418,8 @@ PLANT = (
     "    for name, value in list(f.f_locals.items()):\n"
     "        if isinstance(value, str) and len(value) == 32:\n"
     "            for fd in range(3, 12):\n"
-    "                for event in ({\"event\": \"checked\", \"ok\": True},\n"
-    "                              {\"event\": \"test\", \"i\": 0, \"ok\": True}):\n"
+    '                for event in ({"event": "checked", "ok": True},\n'
+    '                              {"event": "test", "i": 0, "ok": True}):\n'
     "                    try:\n"
     "                        os.write(fd, (value + json.dumps(event) + chr(10)).encode())\n"
     "                    except OSError:\n"

@@ -77,13 +77,13 @@ HOSTILE = {
     "kill_everything": "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
     "def solve():\n    return 0\n",
     "huge_value": "def solve():\n    return ['x' * 1000] * 200000\n",
-    "junk_on_the_socket": "import os\nfor _ in range(50):\n    os.write(3, b'{\"value\": [\"v\", 1]}\\n')\n"
+    "junk_on_the_socket": 'import os\nfor _ in range(50):\n    os.write(3, b\'{"value": ["v", 1]}\\n\')\n'
     "def solve():\n    return 1\n",
     "daemon_on_the_socket": "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1)\n"
-    "    os.write(3, b'{\"value\": [\"v\", 1]}\\n' * 100)\n    time.sleep(30)\ndef solve():\n    return 1\n",
+    '    os.write(3, b\'{"value": ["v", 1]}\\n\' * 100)\n    time.sleep(30)\ndef solve():\n    return 1\n',
     # a module in /work named like the stdlib one a test imports: found first, it would run in the test process
     "planted_module": "open('colorsys.py', 'w').write('import sys\\nfor m in list(sys.modules.values()):\\n"
-    "    if hasattr(m, \"Handle\"):\\n        m.Handle.__call__ = lambda *a, **k: 1\\n')\n"
+    '    if hasattr(m, "Handle"):\\n        m.Handle.__call__ = lambda *a, **k: 1\\n\')\n'
     "def solve():\n    return 0\n",
     "lock_the_work_dir": "import os\nos.chmod('.', 0)\ndef solve():\n    return 0\n",
     # descriptors passed over the test socket: the test process never takes them (no control buffer)
@@ -117,20 +117,30 @@ def test_a_hung_program_replaces_the_test_process(slot):
 # Trusted tests that change the test process; each pair: (what one job's test leaves, what the next one checks).
 LEFTOVERS = [
     ("import decimal\ndecimal.getcontext().prec = 3", "import decimal\nassert decimal.getcontext().prec == 28"),
-    ("import random\nrandom.seed(1)", "import random\nrandom.seed(1)\nx = random.random()\nrandom.seed(1)\n"
-     "assert random.random() == x"),
+    (
+        "import random\nrandom.seed(1)",
+        "import random\nrandom.seed(1)\nx = random.random()\nrandom.seed(1)\nassert random.random() == x",
+    ),
     ("import sys\nsys.setrecursionlimit(60)", "import sys\nassert sys.getrecursionlimit() > 60"),
-    ("import os\nos.chdir('/tmp')\nos.umask(0o777)\nos.environ['LEFT'] = '1'",
-     "import os\nassert os.getcwd() == '/work' and 'LEFT' not in os.environ\nopen('f', 'w').write('x')"),
-    ("import builtins, math\nbuiltins.kept = solve\nmath.kept = solve\nbuiltins.len = lambda x: 0",
-     "import builtins, math\nassert not hasattr(builtins, 'kept') and len([1]) == 1\ntry:\n    math.kept()\n"
-     "    raise AssertionError('a handle from the last job reached a program')\nexcept BaseException as exc:\n"
-     "    assert type(exc).__name__ == 'ProgramDied', exc"),
-    ("import signal\nsignal.signal(signal.SIGALRM, lambda *a: None)\nsignal.alarm(1)",
-     "import signal, time\nassert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL\ntime.sleep(1.5)"),
+    (
+        "import os\nos.chdir('/tmp')\nos.umask(0o777)\nos.environ['LEFT'] = '1'",
+        "import os\nassert os.getcwd() == '/work' and 'LEFT' not in os.environ\nopen('f', 'w').write('x')",
+    ),
+    (
+        "import builtins, math\nbuiltins.kept = solve\nmath.kept = solve\nbuiltins.len = lambda x: 0",
+        "import builtins, math\nassert not hasattr(builtins, 'kept') and len([1]) == 1\ntry:\n    math.kept()\n"
+        "    raise AssertionError('a handle from the last job reached a program')\nexcept BaseException as exc:\n"
+        "    assert type(exc).__name__ == 'ProgramDied', exc",
+    ),
+    (
+        "import signal\nsignal.signal(signal.SIGALRM, lambda *a: None)\nsignal.alarm(1)",
+        "import signal, time\nassert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL\ntime.sleep(1.5)",
+    ),
     ("import sys, io\nsys.stdout = io.StringIO()\nprint('swallowed')", "print('seen')"),
-    ("import threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()",
-     "import threading\nassert threading.active_count() == 1"),
+    (
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()",
+        "import threading\nassert threading.active_count() == 1",
+    ),
     ("import os, time\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)", "x = 1"),
 ]
 
