@@ -12,13 +12,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from conftest import base_config  # registers test/parity
+sys.path.insert(0, str(Path(__file__).parents[2]))  # the repository root: tests.* imports
 
 from resrl.rollout.policy import SamplingParams
 from resrl.trainer.config import validate_config
 from resrl.trainer.loop import Trainer
+from tests.trainer.conftest import base_config  # registers test/parity
 
 # vLLM fuses q/k/v and gate/up into one tensor each; the trainer's names map onto those pieces.
 FUSED = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
