@@ -55,3 +55,13 @@ def base_config(model: Path, out: Path, **sections) -> dict:
     for name, values in sections.items():
         cfg.setdefault(name, {}).update(values)
     return cfg
+
+
+def assert_same_records(a: list[dict], b: list[dict]) -> None:
+    """Two runs' ``metrics.jsonl`` records agree: same kinds and steps, same keys, numbers to 1e-5."""
+    assert [(r["kind"], r["step"]) for r in a] == [(r["kind"], r["step"]) for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.keys() == rb.keys()
+        for key, value in ra.items():
+            expected = pytest.approx(rb[key], rel=1e-5, abs=1e-6) if not isinstance(value, str) else rb[key]
+            assert value == expected, (ra["kind"], ra["step"], key)

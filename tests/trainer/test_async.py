@@ -15,7 +15,7 @@ from resrl.trainer.config import ConfigError, validate_config
 from resrl.trainer.logs import read_records
 from resrl.trainer.loop import Trainer
 from resrl.trainer.overlap import DEFAULT_TIS_CAP, STATE_KEY, tis_default
-from tests.trainer.conftest import base_config
+from tests.trainer.conftest import assert_same_records, base_config
 
 # W-REINFORCE trains on every success and every failure, so each step moves the weights whatever the outcomes.
 ALGO = {"scheme": "w_reinforce"}
@@ -32,15 +32,6 @@ def _run(cfg_dict: dict, *, resume: bool = False) -> None:
 def _weights(out) -> dict[str, torch.Tensor]:
     ckpts = sorted((out / "checkpoints").glob("step_*"))
     return load_file(ckpts[-1] / "model" / "model.safetensors")
-
-
-def _assert_same_records(a: list[dict], b: list[dict]) -> None:
-    assert [(r["kind"], r["step"]) for r in a] == [(r["kind"], r["step"]) for r in b]
-    for ra, rb in zip(a, b, strict=True):
-        assert ra.keys() == rb.keys()
-        for key, value in ra.items():
-            expected = pytest.approx(rb[key], rel=1e-5, abs=1e-6) if not isinstance(value, str) else rb[key]
-            assert value == expected, (ra["kind"], ra["step"], key)
 
 
 def test_async_steps_0_is_the_synchronous_run(warm_model, tmp_path):
@@ -134,6 +125,6 @@ def test_async_resume_reproduces_the_uninterrupted_run(warm_model, tmp_path):
     state = json.loads((split / "checkpoints" / "step_000002" / "state.json").read_text())
     assert state[STATE_KEY]["step"] == 3 and state[STATE_KEY]["trajectories"], "the prefetched batch is kept"
     _run(base_config(warm_model, split, algo=ALGO, train=train), resume=True)
-    _assert_same_records(read_records(straight / "metrics.jsonl"), read_records(split / "metrics.jsonl"))
+    assert_same_records(read_records(straight / "metrics.jsonl"), read_records(split / "metrics.jsonl"))
     wa, wb = _weights(straight), _weights(split)
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)

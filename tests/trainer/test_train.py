@@ -14,7 +14,7 @@ from resrl.trainer.batch import token_logprobs
 from resrl.trainer.config import validate_config
 from resrl.trainer.logs import read_records
 from resrl.trainer.loop import Trainer
-from tests.trainer.conftest import base_config
+from tests.trainer.conftest import assert_same_records, base_config
 
 
 def _run(cfg_dict: dict, *, resume: bool = False) -> dict:
@@ -61,12 +61,7 @@ def test_resume_reproduces_the_uninterrupted_run(warm_model, tmp_path):
     _run(base_config(warm_model, split, train={"steps": 2, "eval_every": 2}))  # "killed" after step 2
     _run(base_config(warm_model, split, train={"steps": 4, "eval_every": 2}), resume=True)
     a, b = read_records(straight / "metrics.jsonl"), read_records(split / "metrics.jsonl")
-    assert [(r["kind"], r["step"]) for r in a] == [(r["kind"], r["step"]) for r in b]
-    for ra, rb in zip(a, b, strict=True):
-        assert ra.keys() == rb.keys()
-        for key, value in ra.items():
-            expected = pytest.approx(rb[key], rel=1e-5, abs=1e-6) if not isinstance(value, str) else rb[key]
-            assert value == expected, (ra["kind"], ra["step"], key)
+    assert_same_records(a, b)
     wa = load_file(straight / "checkpoints" / "step_000004" / "model" / "model.safetensors")
     wb = load_file(split / "checkpoints" / "step_000004" / "model" / "model.safetensors")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
