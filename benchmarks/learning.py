@@ -76,63 +76,25 @@ def method_overrides(max_new_tokens: int) -> dict[str, list[str]]:
 
 
 # -- the warm start ---------------------------------------------------------------------------------------
-def sft_tasks(settings: Any) -> list[Any]:
-    """The demo's gold demonstrations for the single-turn environments (the experiment trains no multi-turn)."""
-    from resrl.trainer import demo
-    from resrl.trainer.loop import make_tasks
-
-    return make_tasks(demo.SINGLE_TURN, "train", settings.sft_tasks, settings.seed + 1)
-
-
 def warm_start(settings: Any, out: Path) -> Path:
-    """The demo's warm start: its tokenizer and model size, then its SFT recipe on single-turn gold episodes."""
-    from resrl.models import build_tiny
+    """The demo's warm start (:func:`resrl.trainer.demo.warm_start`: its tokenizer, model and SFT recipe)."""
     from resrl.trainer import demo
-    from resrl.trainer.loop import make_tasks, seed_everything
-    from resrl.trainer.modeling import load_model
-    from resrl.trainer.sft import sft_warmup
+    from resrl.trainer.loop import seed_everything
 
     model_dir = out / "warm" / "model"
     if (model_dir / "model.safetensors").is_file():
         log.info("reusing the warm start in %s", model_dir)
         return model_dir
-    s = settings
-    seed_everything(s.seed, 0)
-    texts = demo.tokenizer_texts(make_tasks(demo.DEMO_ENVS, "train", s.tokenizer_tasks, s.seed + 2))
-    base = build_tiny(
-        out / "tiny",
-        vocab_size=s.vocab_size,
-        hidden=s.hidden,
-        layers=s.layers,
-        heads=s.heads,
-        seed=s.seed,
-        texts=texts,
-        pretokenize=s.pretokenize,
-    )
-    cfg = demo.stage_config(s, base, out / "warm", envs=demo.SINGLE_TURN, steps=0, multi=False)
-    model, tokenizer = load_model(cfg.model)
-    sft_warmup(
-        model,
-        tokenizer,
-        sft_tasks(s),
-        epochs=s.sft_epochs,
-        batch_size=s.sft_batch_size,
-        lr=s.sft_lr,
-        seed=s.seed,
-        schedule="cosine",
-        by_length=True,
-    )
-    model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
-    return model_dir
+    seed_everything(settings.seed, 0)
+    base = demo.build_base(settings, out / "tiny")
+    return demo.warm_start(settings, base, out / "warm", demo.training_tasks(settings))
 
 
 def heldout(settings: Any, grid: Grid) -> list[Any]:
-    """Held-out tasks: the demo's (train templates, unseen seeds, no request seen in SFT or RL training)."""
+    """Held-out tasks: the demo's (train templates, unseen seeds, no request any training stage draws)."""
     from resrl.trainer import demo
-    from resrl.trainer.loop import make_tasks
 
-    seen = sft_tasks(settings) + make_tasks(demo.SINGLE_TURN, "train", TRAIN_TASKS, settings.seed)
+    seen = [t for group in demo.training_tasks(settings).values() for t in group]
     return demo.heldout_tasks(demo.SINGLE_TURN, grid.heldout_tasks, seen)
 
 

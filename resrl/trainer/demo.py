@@ -200,56 +200,53 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None = None) -> dict[str, Any]:
-    """Run the whole demo under ``out_dir``; returns the before/after metrics and the wall and CPU time."""
-    import torch
+def training_tasks(s: DemoSettings) -> dict[str, list[Task]]:
+    """Every task a training stage of the demo draws: the request-only SFT demos, the gold SFT episodes and
+    the pool the RL stages sample from (``data.seed``); held-out tasks must avoid all of them."""
+    from resrl.trainer.loop import make_tasks
 
-    from resrl.trainer.loop import Trainer, make_tasks, seed_everything
+    sft = make_tasks(SINGLE_TURN, "train", s.sft_tasks, s.seed + 1)
+    sft += make_tasks([MULTI_TURN], "train", s.sft_multi_tasks, s.seed + 1)
+    return {
+        "request": make_tasks(REQUEST_ENVS, "train", s.request_tasks, s.seed + 3),
+        "sft": sft,
+        "rl": make_tasks(DEMO_ENVS, "train", 256, s.seed),
+    }
+
+
+def build_base(s: DemoSettings, out: Path) -> Path:
+    """The demo's tokenizer (BPE trained partly on train-task text) and its randomly initialised tiny model."""
+    from resrl.models import build_tiny
+    from resrl.trainer.loop import make_tasks
+
+    texts = tokenizer_texts(make_tasks(DEMO_ENVS, "train", s.tokenizer_tasks, s.seed + 2))
+    return build_tiny(
+        out,
+        vocab_size=s.vocab_size,
+        hidden=s.hidden,
+        layers=s.layers,
+        heads=s.heads,
+        seed=s.seed,
+        texts=texts,
+        pretokenize=s.pretokenize,
+        copy_init=s.copy_init,
+    )
+
+
+def warm_start(s: DemoSettings, base: Path, out: Path, tasks: dict[str, list[Task]]) -> Path:
+    """SFT of ``base`` on the demo's demonstrations (``tasks`` from :func:`training_tasks`); the model is
+    saved to ``out/model``, whose path is returned. The demo and ``benchmarks/learning.py`` share it."""
     from resrl.trainer.modeling import load_model
     from resrl.trainer.sft import sft_warmup
 
-    s = QUICK if quick else FULL
-    torch.set_num_threads(s.threads)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    start, cpu_start = time.monotonic(), _cpu_s()
-    seed_everything(s.seed, 0)
-    sft_tasks = make_tasks(SINGLE_TURN, "train", s.sft_tasks, s.seed + 1)
-    sft_tasks += make_tasks([MULTI_TURN], "train", s.sft_multi_tasks, s.seed + 1)
-    request_tasks = make_tasks(REQUEST_ENVS, "train", s.request_tasks, s.seed + 3)
-    rl_tasks = make_tasks(DEMO_ENVS, "train", 256, s.seed)  # what the RL stages draw from (data.seed)
-    task_sets = {
-        "heldout": heldout_tasks(DEMO_ENVS, s.eval_tasks, [*request_tasks, *sft_tasks, *rl_tasks]),
-        "test": make_tasks(DEMO_ENVS, "test", s.eval_tasks, s.seed),
-    }
-    if model_path is None:
-        from resrl.models import build_tiny
-
-        log.info("demo: tokenizer and tiny model")
-        texts = tokenizer_texts(make_tasks(DEMO_ENVS, "train", s.tokenizer_tasks, s.seed + 2))
-        base = build_tiny(
-            out / "tiny",
-            vocab_size=s.vocab_size,
-            hidden=s.hidden,
-            layers=s.layers,
-            heads=s.heads,
-            seed=s.seed,
-            texts=texts,
-            pretokenize=s.pretokenize,
-            copy_init=s.copy_init,
-        )
-    else:
-        base = Path(model_path)
-
-    log.info("demo: SFT warm-up on gold demonstrations")
-    cfg = stage_config(s, base, out / "warm", envs=SINGLE_TURN, steps=0, multi=False)
+    cfg = stage_config(s, base, out, envs=SINGLE_TURN, steps=0, multi=False)
     model, tokenizer = load_model(cfg.model)
     # First the short request -> call demos (most of the steps, at a sixth of the tokens each), then the
     # whole prompts: values are read from the request, the tool list only chooses among tools.
     sft_warmup(
         model,
         tokenizer,
-        request_tasks,
+        tasks["request"],
         batch_size=s.request_batch_size,
         lr=s.sft_lr,
         seed=s.seed,
@@ -259,7 +256,7 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None
     sft_warmup(
         model,
         tokenizer,
-        sft_tasks,
+        tasks["sft"],
         epochs=s.sft_epochs,
         batch_size=s.sft_batch_size,
         lr=s.sft_lr,
@@ -267,20 +264,58 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None
         schedule="cosine",
         by_length=True,
     )
-    warm = out / "warm" / "model"
-    model.save_pretrained(warm)
-    tokenizer.save_pretrained(warm)
-    del model
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    return out / "model"
+
+
+def train_stage(cfg: Config) -> Path:
+    """Train one RL stage; returns its last checkpoint's model directory."""
+    from resrl.trainer.checkpoint import latest_checkpoint
+    from resrl.trainer.loop import Trainer
+
+    trainer = Trainer(cfg)
+    try:
+        trainer.run()
+    finally:
+        trainer.close()
+    last = latest_checkpoint(cfg.train.out_dir)
+    if last is None:
+        raise RuntimeError(f"the stage in {cfg.train.out_dir} wrote no checkpoint")
+    return last / "model"
+
+
+def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None = None) -> dict[str, Any]:
+    """Run the whole demo under ``out_dir``; returns the before/after metrics and the wall and CPU time."""
+    import torch
+
+    from resrl.trainer.loop import make_tasks, seed_everything
+
+    s = QUICK if quick else FULL
+    torch.set_num_threads(s.threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start, cpu_start = time.monotonic(), _cpu_s()
+    seed_everything(s.seed, 0)
+    tasks = training_tasks(s)
+    task_sets = {
+        "heldout": heldout_tasks(DEMO_ENVS, s.eval_tasks, [t for group in tasks.values() for t in group]),
+        "test": make_tasks(DEMO_ENVS, "test", s.eval_tasks, s.seed),
+    }
+    if model_path is None:
+        log.info("demo: tokenizer and tiny model")
+        base = build_base(s, out / "tiny")
+    else:
+        base = Path(model_path)
+    log.info("demo: SFT warm-up on gold demonstrations")
+    warm = warm_start(s, base, out / "warm", tasks)
     sft_done = time.monotonic()
 
     before = evaluate_model(s, warm, out / "eval_before", task_sets)
     log.info("demo: ResRL on single-turn function calling")
     stage1 = stage_config(s, warm, out / "stage1_single", envs=SINGLE_TURN, steps=s.single_steps, multi=False)
-    trainer = Trainer(stage1)
-    trainer.run()
-    trainer.close()
+    after_single = train_stage(stage1)
     log.info("demo: ResRL on the multi-turn domain %s", MULTI_TURN)
-    after_single = out / "stage1_single" / "checkpoints" / f"step_{s.single_steps:06d}" / "model"
     stage2 = stage_config(
         s,
         after_single,
@@ -290,10 +325,7 @@ def run_demo(out_dir: str | Path, *, quick: bool = False, model_path: str | None
         multi=True,
         threshold=s.multi_threshold,
     )
-    trainer = Trainer(stage2)
-    trainer.run()
-    trainer.close()
-    final = out / "stage2_multi" / "checkpoints" / f"step_{s.multi_steps:06d}" / "model"
+    final = train_stage(stage2)
     after = evaluate_model(s, final, out / "eval_after", task_sets)
     result = {
         "before": before["heldout"],
