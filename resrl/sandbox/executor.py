@@ -97,6 +97,7 @@ class Executor:
             problems.append(f"no private root: {self.fs_error}; --allow-host-files lets jobs see this filesystem")
         self.refusal = "; ".join(problems) or None
         self.jail = spawn.Jail(self.uid if self.is_root else None, self.root, self.work, self.exe, self.stdlib)
+        harness.prepare_program_streams()  # every program process that serves tests inherits them built
         # what exists now is never collected: a collection in a forked job then touches none of it, so the
         # job does not copy this process's heap page by page
         gc.freeze()

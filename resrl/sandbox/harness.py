@@ -23,9 +23,11 @@ import contextlib
 import ctypes
 import io
 import json
+import marshal
 import os
 import socket
 import sys
+from json.encoder import encode_basestring_ascii as _quote
 
 EXIT_OOM = 86
 EXIT_ERROR = 1  # what python itself exits with on an uncaught exception
@@ -49,27 +51,90 @@ def _compile(code: str, name: str):
         os._exit(EXIT_ERROR)
 
 
-# -- the value codec both sides speak: a JSON tree of tagged nodes -----------------------------------------
-def encode(value, handles: dict[int, object] | None) -> list:
-    """A plain value as a tagged tree; anything else becomes a handle (kept in ``handles``), or ``TypeError``
-    when ``handles`` is None (the test side sends plain values and the program's own handles only)."""
+# -- the value codec both sides speak ----------------------------------------------------------------------
+# Values travel as a JSON tree of tagged nodes: ["v", plain], ["list" | "tuple" | "set" | "frozenset", [nodes]],
+# ["dict", [[key node, value node], ...]], ["bytes", hex], ["complex", re, im], ["h", id, type name]. The program
+# process writes that JSON itself (:func:`dump`) rather than through the json module: it is a fresh fork, and
+# every object it touches costs it a copied page (json.dumps and json.loads cost ~70 each, as many as a call's
+# own work). The test process reads it with ``json.loads``, safe on any input, and :func:`decode`. What the test
+# process sends the program is trusted: plain arguments go as ``marshal`` (one C call to read; never used for
+# data from the program), arguments holding handles as a tagged tree.
+def dump(value, handles: dict[int, object] | None) -> str:
+    """The tagged tree of ``value`` as JSON text; an object that is not a plain value becomes a handle (kept
+    in ``handles``), or ``TypeError`` when ``handles`` is None (the test side sends plain values and the
+    program's own handles only)."""
+    out: list[str] = []
+    _dump(value, out, handles)
+    return "".join(out)
+
+
+def _dump(value, out: list[str], handles: dict[int, object] | None) -> None:
     kind = type(value)
-    if kind in _PLAIN:
-        return ["v", value]
-    if kind in (list, tuple, set, frozenset):
-        return [kind.__name__, [encode(v, handles) for v in value]]
-    if kind is dict:
-        return ["dict", [[encode(k, handles), encode(v, handles)] for k, v in value.items()]]
-    if kind is bytes:
-        return ["bytes", value.hex()]
-    if kind is complex:
-        return ["complex", value.real, value.imag]
-    if kind is Handle:
-        return ["h", value._id, value._type]
-    if handles is None:
+    if kind is str:
+        out.append('["v",' + _quote(value) + "]")
+    elif kind is int:
+        out.append('["v",' + int.__repr__(value) + "]")
+    elif value is None or kind is bool:
+        out.append(_CONSTANTS[value])
+    elif kind is float:
+        out.append('["v",' + _float(value) + "]")
+    elif kind is list or kind is tuple or kind is set or kind is frozenset:
+        out.append('["' + kind.__name__ + '",[')
+        sep = ""
+        for v in value:
+            out.append(sep)
+            _dump(v, out, handles)
+            sep = ","
+        out.append("]]")
+    elif kind is dict:
+        out.append('["dict",[')
+        sep = "["
+        for k, v in value.items():
+            out.append(sep)
+            _dump(k, out, handles)
+            out.append(",")
+            _dump(v, out, handles)
+            out.append("]")
+            sep = ",["
+        out.append("]]")
+    elif kind is bytes:
+        out.append('["bytes","' + value.hex() + '"]')
+    elif kind is complex:
+        out.append('["complex",' + _float(value.real) + "," + _float(value.imag) + "]")
+    elif kind is Handle:
+        out.append('["h",' + str(value._id) + "," + _quote(value._type) + "]")
+    elif handles is None:
         raise TypeError(f"a test can pass the program plain values and its own objects only, not {kind.__name__}")
-    handles[id(value)] = value
-    return ["h", id(value), kind.__name__[:100]]
+    else:
+        handles[id(value)] = value
+        out.append('["h",' + str(id(value)) + "," + _quote(kind.__name__[:100]) + "]")
+
+
+_CONSTANTS = {None: '["v",null]', True: '["v",true]', False: '["v",false]'}
+
+
+def _float(x: float) -> str:
+    """A float as the json module writes it (which its reader takes back): NaN and the infinities by name."""
+    if x != x:
+        return "NaN"
+    if x in (_INF, -_INF):
+        return "Infinity" if x > 0 else "-Infinity"
+    return float.__repr__(x)
+
+
+_INF = float("inf")
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is a plain value holding no handle (then it can travel as ``marshal``)."""
+    kind = type(value)
+    if kind in _PLAIN or kind is bytes or kind is complex:
+        return True
+    if kind is list or kind is tuple or kind is set or kind is frozenset:
+        return all(map(_plain, value))
+    if kind is dict:
+        return all(map(_plain, value)) and all(map(_plain, value.values()))
+    return False
 
 
 def decode(node, handles: dict[int, object] | None, channel: Channel | None):
@@ -104,18 +169,20 @@ class ProgramError(Exception):
 
 
 class Channel:
-    """The test process's end of the program socket: one JSON line out, one back."""
+    """The test process's end of the program socket: a request out (a 4-byte length and ``marshal``), one JSON
+    line back."""
 
     def __init__(self, fd: int) -> None:
         self.sock = socket.socket(fileno=fd)
         self.reader = self.sock.makefile("rb")
         self.dead = False
 
-    def ask(self, request: dict):
+    def ask(self, request: tuple):
         if self.dead:
             raise ProgramDied("the program process is gone")
         try:
-            self.sock.sendall(json.dumps(request).encode() + b"\n")
+            body = marshal.dumps(request)
+            self.sock.sendall(len(body).to_bytes(4, "big") + body)
             reply = json.loads(self.reader.readline() or b"null")
             if not isinstance(reply, dict):
                 raise ValueError("no reply")
@@ -149,14 +216,14 @@ class Handle:
         self._channel, self._id, self._type = channel, ref, type_name
 
     def __call__(self, *args, **kwargs):
-        payload = {"op": "call", "ref": self._id, "args": encode(list(args), None),
-                   "kwargs": encode(dict(kwargs), None)}  # fmt: skip
-        return self._channel.ask(payload)
+        if _plain(args) and _plain(kwargs):  # the common case: read back with one marshal.loads
+            return self._channel.ask(("call", self._id, args, kwargs, False))
+        return self._channel.ask(("call", self._id, dump(list(args), None), dump(dict(kwargs), None), True))
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
-        return self._channel.ask({"op": "getattr", "ref": self._id, "name": name})
+        return self._channel.ask(("getattr", self._id, name))
 
     def __bool__(self) -> bool:
         raise TypeError(f"a {self._type} object of the program has no truth value in a test; compare plain values")
@@ -192,7 +259,7 @@ def run_test_list(tests: list[dict], chan_fd: int, report) -> None:
 
 def _run_tests_on(tests: list[dict], channel: Channel, report, dumps) -> None:
     try:
-        names = channel.ask({"op": "start"})  # the program loads only now, after the prctl
+        names = channel.ask(("start",))  # the program loads only now, after the prctl
         if not isinstance(names, dict):
             raise ProgramDied("the program sent no namespace")
     except (ProgramDied, ProgramError, Exception) as exc:  # its load failed: the program's own exception
@@ -251,29 +318,54 @@ def run_tests(tests: list[dict], chan_fd: int, vfd: int, token: str) -> None:
 
 
 # -- the program side ---------------------------------------------------------------------------------------
+_STREAMS: tuple[io.TextIOWrapper, io.TextIOWrapper] | None = None
+
+
+def _program_streams() -> tuple[io.TextIOWrapper, io.TextIOWrapper]:
+    # it is killed once the tests end: nothing it prints may wait in a buffer
+    return tuple(io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
+                                  write_through=True) for fd in (1, 2))  # fmt: skip
+
+
+def prepare_program_streams() -> None:
+    """Build the standard streams of the programs that serve tests once, here (the executor, before it forks
+    the zygote), instead of in each program process, where building them copies ~50 pages."""
+    global _STREAMS
+    _STREAMS = _program_streams()
+
+
 def serve_program(code: str, chan_fd: int) -> None:
     """The program process of assert / call tests: load the program when the test process says so, then
-    answer its requests until it hangs up; never returns."""
-    sock = socket.socket(fileno=chan_fd)
-    # it is killed once the tests end: nothing it prints may wait in a buffer
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-                                  write_through=True)  # fmt: skip
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-                                  write_through=True)  # fmt: skip
-    reader, send, dumps, loads = sock.makefile("rb"), sock.sendall, json.dumps, json.loads
+    answer its requests until it hangs up; never returns. Lean on purpose: it is a fresh fork, and every
+    object it touches costs a copied page (raw reads and writes on the socket, no json module, see ``dump``)."""
+    sys.stdout, sys.stderr = _STREAMS or _program_streams()
+    read, write, pending = os.read, os.write, bytearray()
+
+    def request():  # the next request of the test process, or None once it hung up
+        while len(pending) < 4 or len(pending) < 4 + int.from_bytes(pending[:4], "big"):
+            chunk = read(chan_fd, 65536)
+            if not chunk:
+                return None
+            pending.extend(chunk)
+        end = 4 + int.from_bytes(pending[:4], "big")
+        body = bytes(pending[4:end])
+        del pending[:end]
+        return marshal.loads(body)
+
     handles: dict[int, object] = {}
-    if not reader.readline():  # {"op": "start"}: the test process is ready and cannot be traced
+    if request() is None:  # ("start",): the test process is ready and cannot be traced
         os._exit(0)
     ns: dict = {"__name__": "solution", "__builtins__": builtins}
 
     def answer(compute) -> bytes:
         try:
-            return dumps({"value": encode(compute(), handles)}).encode()
+            return ('{"value":' + dump(compute(), handles) + "}\n").encode()
         except BaseException as exc:  # SystemExit too: leaving early must not look like success
             try:
-                return dumps({"error": [type(exc).__name__, str(exc)[:2000]]}).encode()
+                message = _quote(str(exc)[:2000])
             except BaseException:  # a str() that raises: the type still says what happened
-                return dumps({"error": [type(exc).__name__, ""]}).encode()
+                message = '""'
+            return ('{"error":[' + _quote(type(exc).__name__) + "," + message + "]}\n").encode()
 
     def load() -> dict:
         try:
@@ -284,23 +376,26 @@ def serve_program(code: str, chan_fd: int) -> None:
         exec(compiled, ns)
         return {k: v for k, v in ns.items() if not k.startswith("__")}
 
-    def serve(line: bytes):
-        request = loads(line)
-        target = handles[request["ref"]]
-        if request["op"] == "call":
-            return target(*decode(request["args"], handles, None), **decode(request["kwargs"], handles, None))
-        return getattr(target, str(request["name"]))
+    def serve(req: tuple):
+        target = handles[req[1]]
+        if req[0] == "call":
+            args, kwargs = req[2], req[3]
+            if req[4]:  # arguments holding handles: a tagged tree
+                args, kwargs = decode(json.loads(args), handles, None), decode(json.loads(kwargs), handles, None)
+            return target(*args, **kwargs)
+        return getattr(target, str(req[2]))
 
     reply = answer(load)
     while True:
         try:
-            send(reply + b"\n")
-            line = reader.readline()
+            while reply:
+                reply = reply[write(chan_fd, reply) :]
+            req = request()
         except OSError:
             os._exit(0)
-        if not line:
+        if req is None:
             os._exit(0)
-        reply = answer(lambda line=line: serve(line))
+        reply = answer(lambda req=req: serve(req))
 
 
 def run_program(code: str) -> None:
