@@ -88,8 +88,12 @@ def token_logprobs(
     entropy: bool = False,
     entropy_grad: bool = True,
     mask: torch.Tensor | None = None,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs of each next token (B, L-1) and, if asked, the entropy of each next-token distribution.
+
+    ``temperature`` scales the logits first (``logits / T``): the trainer scores and trains the distribution
+    the rollouts were sampled from, so on-policy ratios are 1 and the recorded behaviour log-probs compare.
 
     ``entropy_grad=False`` computes the entropy outside autograd (a metric only: no (B, L, V) graph is kept).
 
@@ -102,7 +106,10 @@ def token_logprobs(
         start = int(mask.any(dim=0).nonzero()[0])
     keep = torch.arange(start, width, device=input_ids.device)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep).logits
-    logp_all = torch.log_softmax(logits.float(), dim=-1)
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, input_ids[:, start + 1 :].unsqueeze(-1)).squeeze(-1)
     ent = None
     if entropy:

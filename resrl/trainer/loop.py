@@ -58,6 +58,8 @@ class Trainer:
 
     def __init__(self, cfg: Config, *, resume: bool = False) -> None:
         self.cfg = cfg
+        # Log-probs are of the distribution the rollouts sample: logits / rollout.temperature (as verl does).
+        self.temperature = cfg.rollout.temperature
         self.out_dir = Path(cfg.train.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         ckpt = latest_checkpoint(self.out_dir) if resume else None
@@ -266,7 +268,9 @@ class Trainer:
         chunks = list(torch.arange(len(batch)).split(mb)) if batch is not None else []
         for _ in range(self._rows(batch).micro_count(None, mb) - len(chunks)):
             idle = _idle_part(self.tokenizer.pad_token_id or 0, self.device)
-            token_logprobs(self.model, idle.input_ids, idle.attention_mask, mask=idle.mask)
+            token_logprobs(
+                self.model, idle.input_ids, idle.attention_mask, mask=idle.mask, temperature=self.temperature
+            )
             if self.cfg.algo.kl_coef > 0 and self.ref_model is None:
                 self._ref_logprobs(idle)
         if batch is None:
@@ -279,11 +283,23 @@ class Trainer:
                 at_inputs = torch.cat([part.mask, part.mask.new_zeros((len(part), 1))], dim=1)
                 with HiddenCapture(self.model, layer=self.cfg.model.hidden_layer, mask=at_inputs) as cap:
                     logp, e = token_logprobs(
-                        self.model, part.input_ids, part.attention_mask, entropy=True, mask=part.mask
+                        self.model,
+                        part.input_ids,
+                        part.attention_mask,
+                        entropy=True,
+                        mask=part.mask,
+                        temperature=self.temperature,
                     )
                 hid.append(cap.packed())  # (N, H), row-major over the trainable tokens of these rows
             else:
-                logp, e = token_logprobs(self.model, part.input_ids, part.attention_mask, entropy=True, mask=part.mask)
+                logp, e = token_logprobs(
+                    self.model,
+                    part.input_ids,
+                    part.attention_mask,
+                    entropy=True,
+                    mask=part.mask,
+                    temperature=self.temperature,
+                )
             old.append(_pad(logp, length))
             ent.append(_pad(e, length))
             if self.cfg.algo.kl_coef > 0:
@@ -297,9 +313,13 @@ class Trainer:
 
     def _ref_logprobs(self, part: TokenBatch) -> torch.Tensor:
         if self.ref_model is not None:
-            return token_logprobs(self.ref_model, part.input_ids, part.attention_mask, mask=part.mask)[0]
+            return token_logprobs(
+                self.ref_model, part.input_ids, part.attention_mask, mask=part.mask, temperature=self.temperature
+            )[0]
         with self.model.disable_adapter():  # LoRA: the base model is the reference, no second copy
-            return token_logprobs(self.model, part.input_ids, part.attention_mask, mask=part.mask)[0]
+            return token_logprobs(
+                self.model, part.input_ids, part.attention_mask, mask=part.mask, temperature=self.temperature
+            )[0]
 
     def _optimize(
         self, batch, old_logp, ref_logp, advantages, step: int
@@ -345,6 +365,7 @@ class Trainer:
                             entropy=fused or algo.entropy_coef > 0,
                             entropy_grad=algo.entropy_coef > 0,
                             mask=part.mask,
+                            temperature=self.temperature,
                         )
                         idle = micro is None
                         loss, m = policy_loss(

@@ -63,13 +63,6 @@ def tis_default(cfg: Any) -> dict[str, float]:
         update = {"tis_cap": DEFAULT_TIS_CAP}
     else:
         update = {}
-    cap = update.get("tis_cap", cfg.algo.tis_cap)
-    if cap is not None and cfg.rollout.temperature != 1.0:
-        # The recorded log-probs are of the tempered distribution, the trainer's of the plain one.
-        log.warning(
-            "algo.tis_cap with rollout.temperature=%s: the weights also absorb the temperature mismatch",
-            cfg.rollout.temperature,
-        )
     return update
 
 

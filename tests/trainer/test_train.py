@@ -3,6 +3,7 @@ infrastructure-error masking and LoRA."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -142,3 +143,29 @@ def test_filter_groups_trains_only_mixed_groups(warm_model, tmp_path):
     else:
         pytest.fail("no mixed group in five steps")
     trainer.close()
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_the_trainer_scores_the_sampling_temperature(warm_model, tmp_path, temperature):
+    """Log-probs are of softmax(logits / T), the distribution the rollouts drew from: the pre-update model
+    scored that way gives the recorded behaviour log-probs, and an on-policy step's importance weight is 1."""
+    raw = base_config(
+        warm_model, tmp_path / "run", rollout={"temperature": temperature}, algo={"tis_cap": 2.0}, train={"steps": 1}
+    )
+    trainer = Trainer(validate_config(raw))
+    try:
+        before = copy.deepcopy(trainer.model)
+        metrics = trainer.train_step(1)
+        batch = trainer.last_batch
+    finally:
+        trainer.close()
+    assert metrics["loss/tis_weight_mean"] == pytest.approx(1.0, abs=1e-4)
+    assert metrics["loss/tis_truncated_frac"] == 0.0
+
+    def gap(t: float) -> float:
+        with torch.no_grad():
+            logp, _ = token_logprobs(before, batch.input_ids, batch.attention_mask, mask=batch.mask, temperature=t)
+        return float((logp - batch.behaviour_logprobs)[batch.mask].abs().max())
+
+    assert gap(temperature) < 1e-4
+    assert gap(1.0) > 1e-2  # the untempered distribution is not what was sampled
