@@ -14,12 +14,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
-import json
+import marshal
 import os
 import resource
 import signal
 import socket
-import struct
 import sys
 import time
 
@@ -93,9 +92,34 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
     while len(data) < n:
         chunk = sock.recv(n - len(data))
         if not chunk:
-            raise ConnectionError("the other end closed the zygote socket")
+            raise ConnectionError("the other end closed the socket")
         data += chunk
     return bytes(data)
+
+
+# The executor talks to its zygote and its test process in framed messages: a 4-byte big-endian length and a
+# ``marshal`` body (all three are trusted processes of the same executor: no program ever writes to these
+# sockets), descriptors over SCM_RIGHTS. One message in flight at a time: each side waits for the answer.
+def send_message(sock: socket.socket, obj: object, fds: list[int] | None = None) -> None:
+    """Send ``obj`` (plain values only) and ``fds``; ``OSError`` when the peer is gone."""
+    body = marshal.dumps(obj)
+    data = len(body).to_bytes(4, "big") + body
+    sent = socket.send_fds(sock, [data], fds, socket.MSG_NOSIGNAL) if fds else 0
+    if sent < len(data):
+        sock.sendall(data[sent:], socket.MSG_NOSIGNAL)
+
+
+def recv_message(sock: socket.socket, maxfds: int = 0) -> tuple[object, list[int]] | None:
+    """The next message and the descriptors that came with it; None once the peer has closed its end."""
+    msg, fds, _, _ = socket.recv_fds(sock, 65536, maxfds)
+    if not msg:
+        return None
+    if len(msg) < 4:
+        msg += _recv_exactly(sock, 4 - len(msg))
+    end = 4 + int.from_bytes(msg[:4], "big")
+    if len(msg) < end:
+        msg += _recv_exactly(sock, end - len(msg))
+    return marshal.loads(msg[4:end]), fds
 
 
 class Zygote:
@@ -114,13 +138,11 @@ class Zygote:
 
     def request(self, mode: str, code: str, limits: dict, fds: list[int]) -> None:
         """Ask for a program process with ``fds`` as its 0..n-1 (the caller may close its copies now)."""
-        header = json.dumps({"mode": mode, "code": code, "limits": limits}).encode()
-        socket.send_fds(self.sock, [struct.pack(">I", len(header))], fds)
-        self.sock.sendall(header)
+        send_message(self.sock, (mode, code, limits), fds)
 
     def program_pid(self) -> int:
         """The pid of the program process just requested."""
-        (pid,) = struct.unpack(">i", _recv_exactly(self.sock, 4))
+        pid = int.from_bytes(_recv_exactly(self.sock, 4), "big", signed=True)
         if pid <= 0:
             raise RuntimeError("the zygote could not fork a program process")
         return pid
@@ -128,8 +150,8 @@ class Zygote:
     def reap(self, pid: int) -> int:
         """Wait for a program process (killed or exited by now) and return its wait status. Only now does the
         zygote reap it: until then its pid cannot be reused, so the executor may signal and watch it."""
-        self.sock.sendall(struct.pack(">Ii", 0, pid))
-        return struct.unpack(">i", _recv_exactly(self.sock, 4))[0]
+        send_message(self.sock, pid)
+        return int.from_bytes(_recv_exactly(self.sock, 4), "big", signed=True)
 
     def close(self) -> None:
         """Stop the zygote (it exits when its socket closes) and reap it."""
@@ -145,31 +167,29 @@ def _zygote_main(sock: socket.socket, jail: Jail) -> None:
     os.dup2(devnull, 1)
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(sock, 4, 16)
-            if not msg:
+            message = recv_message(sock, 16)
+            if message is None:
                 return
-            msg += _recv_exactly(sock, 4 - len(msg))
-            (size,) = struct.unpack(">I", msg)
-            if size == 0:  # a reap request
-                (pid,) = struct.unpack(">i", _recv_exactly(sock, 4))
-                sock.sendall(struct.pack(">i", os.waitpid(pid, 0)[1]))
+            request, fds = message
+            if type(request) is int:  # a reap request: the pid of a program process that has ended
+                sock.sendall(os.waitpid(request, 0)[1].to_bytes(4, "big", signed=True))
                 continue
-            request = json.loads(_recv_exactly(sock, size))
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             return
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the program process never returns
             try:
                 sock.close()
-                jail.enter(request["limits"], fds)
-                run_program(request["mode"], request["code"])
+                mode, code, limits = request
+                jail.enter(limits, fds)
+                run_program(mode, code)
             finally:
                 os._exit(harness.EXIT_ERROR)
         for f in fds:
             os.close(f)
         del request  # the next fork must not carry this program's code
         try:
-            sock.sendall(struct.pack(">i", pid))
+            sock.sendall(pid.to_bytes(4, "big", signed=True))
         except OSError:
             return
 

@@ -3,10 +3,10 @@
 Assert and call tests run outside the program: in a test process that holds the verdict pipe and drives the
 program process through proxies (``harness.py``). Forking a fresh one per job doubled the CPU of a job, so each
 executor keeps one, forked at start-up before any job is read, and hands it each job over a socket: the tests,
-limits and token as JSON, the job's descriptors (stdin, stdout, stderr, verdict pipe, program socket) over
-``SCM_RIGHTS``. It runs chrooted into the job root on a uid of its own (``TESTER_UID_BASE + executor pid``: not
-the program's, so the program can neither signal, trace nor read it, and the kill of the job's uid after every
-job spares it; not root) and is not dumpable.
+limits and token in one message (``spawn.send_message``), the job's descriptors (stdin, stdout, stderr, verdict
+pipe, program socket) over ``SCM_RIGHTS``. It runs chrooted into the job root on a uid of its own
+(``TESTER_UID_BASE + executor pid``: not the program's, so the program can neither signal, trace nor read it,
+and the kill of the job's uid after every job spares it; not root) and is not dumpable.
 
 Nothing of one job may reach the next: after each job it closes every descriptor of the job, restores its
 limits, and resets the process state a test can change (its streams, working directory, umask, environment,
@@ -24,20 +24,19 @@ import builtins
 import contextlib
 import ctypes
 import fcntl
-import json
 import os
 import resource
 import signal
 import socket
-import struct
 import sys
 
 if __package__:
-    from . import cleanup, harness, isolation
+    from . import cleanup, harness, isolation, spawn
 else:  # a lone script next to its siblings (see executor.py)
     import cleanup  # type: ignore[no-redef]
     import harness  # type: ignore[no-redef]
     import isolation  # type: ignore[no-redef]
+    import spawn  # type: ignore[no-redef]
 
 JOB_UID_BASE = 100000  # + executor pid: the uid of the executor's job processes
 TESTER_UID_BASE = JOB_UID_BASE + (1 << 22)  # + executor pid; above every job uid (pid_max is at most 2**22)
@@ -53,16 +52,6 @@ _SIGNALS = tuple(getattr(signal, name) for name in (
     "SIGUSR1", "SIGUSR2", "SIGSEGV", "SIGFPE", "SIGBUS", "SIGILL", "SIGABRT", "SIGTRAP", "SIGURG", "SIGWINCH",
 ))  # fmt: skip
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("the other end closed the tester socket")
-        data += chunk
-    return bytes(data)
 
 
 class Tester:
@@ -84,9 +73,7 @@ class Tester:
     def start(self, tests: list[dict], token: str, limits: dict, fds: list[int]) -> None:
         """Hand it a job; ``fds`` become its 0-4 (the caller may close its copies now). ``OSError`` when it is
         gone."""
-        body = json.dumps({"tests": tests, "token": token, "limits": limits}).encode()
-        socket.send_fds(self.sock, [struct.pack(">I", len(body))], fds, socket.MSG_NOSIGNAL)
-        self.sock.sendall(body, socket.MSG_NOSIGNAL)
+        spawn.send_message(self.sock, {"tests": tests, "token": token, "limits": limits}, fds)
 
     def done(self) -> bool | None:
         """Its answer once the job's tests ended (call when its socket is readable): True when it is clean for
@@ -148,13 +135,12 @@ def _main(sock: socket.socket, uid: int, root: str | None, work: str, stdlib: st
     state = _State(work)
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(control, 4, JOB_FDS)
-            if not msg:
-                os._exit(0)
-            msg += _recv_exactly(control, 4 - len(msg))
-            job = json.loads(_recv_exactly(control, struct.unpack(">I", msg)[0]))
-        except (OSError, ValueError):
+            message = spawn.recv_message(control, JOB_FDS)
+        except (OSError, ValueError, EOFError):
             os._exit(0)
+        if message is None:
+            os._exit(0)
+        job, fds = message
         high = [fcntl.fcntl(f, fcntl.F_DUPFD, 64) for f in fds]  # no dup2 below may overwrite a source
         for f in fds:
             os.close(f)
