@@ -34,9 +34,15 @@ def kill_uid(uid: int) -> None:
 def children(keep: set[int]) -> set[int]:
     """Our living or unreaped children, ``keep`` (the zygote, the test process) aside."""
     me = os.getpid()
-    try:
-        with open(f"/proc/{me}/task/{me}/children") as fh:
-            kids = {int(p) for p in fh.read().split()}
+    try:  # os.open: a third of what open() costs, once per job
+        fd = os.open(f"/proc/{me}/task/{me}/children", os.O_RDONLY)
+        try:
+            data = b""
+            while chunk := os.read(fd, 4096):
+                data += chunk
+            kids = {int(p) for p in data.split()}
+        finally:
+            os.close(fd)
     except OSError:  # a kernel without CONFIG_PROC_CHILDREN
         kids = set(spawn.children_of(me))
     return kids - keep

@@ -55,12 +55,15 @@ class Slot:
 
     def request(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its answer."""
+        return json.loads(self.request_bytes(json.dumps(payload).encode()))
+
+    def request_bytes(self, data: bytes) -> bytes:
+        """Send one request, already JSON, and wait for its answer's JSON."""
         reader, writer = self.streams()
-        data = json.dumps(payload).encode()
         writer.write(struct.pack(">I", len(data)) + data)
         writer.flush()
         (size,) = struct.unpack(">I", _read_exactly(reader, 4))
-        return json.loads(_read_exactly(reader, size))
+        return _read_exactly(reader, size)
 
 
 def _read_exactly(reader: BinaryIO, n: int) -> bytes:
@@ -103,8 +106,9 @@ class PooledSandbox:
         slot = self._free.get()
         queue_time = time.monotonic() - submitted
         try:
-            answer = slot.request({"op": "run", "job": job.model_dump(mode="json")})
-            result = Result.model_validate(answer)
+            # pydantic's own JSON both ways: a third of the CPU the json module and dicts took
+            answer = slot.request_bytes(b'{"op": "run", "job": ' + job.model_dump_json().encode() + b"}")
+            result = Result.model_validate_json(answer)
         except Exception as exc:  # a dead or confused executor: restart it, report ours as infra_error
             log.warning("executor of %s failed (%s); restarting it", self.name, exc)
             result = Result.infra(f"executor failed: {type(exc).__name__}: {exc}")
@@ -121,7 +125,16 @@ class PooledSandbox:
 
     def run_batch(self, jobs: Sequence[Job]) -> list[Result]:
         """Run jobs on all slots at once, results in input order."""
-        return list(self._batch.map(self.run, jobs))
+        results: list[Result | None] = [None] * len(jobs)
+        indices = iter(range(len(jobs)))  # next() of a range iterator is atomic under the GIL
+
+        def drain() -> None:  # one per slot: no future per job, no wake-up of the caller per result
+            for i in indices:
+                results[i] = self.run(jobs[i])
+
+        for future in [self._batch.submit(drain) for _ in range(min(self.workers, len(jobs)))]:
+            future.result()
+        return results  # type: ignore[return-value] - every index was filled
 
     def health(self) -> dict[str, Any]:
         """Ask a free slot (without waiting for a busy one) what isolation it has."""

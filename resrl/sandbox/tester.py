@@ -8,14 +8,14 @@ pipe, program socket) over ``SCM_RIGHTS``. It runs chrooted into the job root on
 (``TESTER_UID_BASE + executor pid``: not the program's, so the program can neither signal, trace nor read it,
 and the kill of the job's uid after every job spares it; not root) and is not dumpable.
 
-Nothing of one job may reach the next: after each job it closes every descriptor of the job, restores its
-limits, and resets the process state a test can change (its streams, working directory, umask, environment,
-``sys.path``, recursion and int-digit limits, signal handlers and timers, the ``random`` seed, the ``decimal``
-context, builtins, and modules the tests imported). What it cannot reset, it reports as dirty, and the executor
-replaces it: a thread or child process still running, or a peak RSS grown past ``RSS_GROWTH_MB``. It is also
-replaced whenever a job does not end with its "done" (a timeout, an output flood, its own death), since it may
-then be inside a test. The program's only way in is the values it returns, decoded into plain values and opaque
-handles (``harness.decode``); a handle is dead once its job ends.
+Nothing of one job may reach the next: after each job it closes every descriptor of the job, restores its limits,
+and resets the process state a test can change (its streams, working directory, umask, environment, ``sys.path``,
+recursion and int-digit limits, signal handlers and timers, the ``random`` seed, the ``decimal`` context, builtins,
+and modules the tests imported). What it cannot reset, it reports as dirty, and the executor replaces it: a thread
+or child process still running, a hard limit lowered, or a peak RSS grown past ``RSS_GROWTH_MB``. It is also
+replaced whenever a job does not end with its "done" (a timeout, an output flood, its own death), since it may then
+be inside a test. The program's only way in is the values it returns, decoded into plain values and opaque handles
+(``harness.decode``); a handle is dead once its job ends.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def _main(sock: socket.socket, uid: int, root: str | None, work: str, stdlib: st
         for dst, src in enumerate(high):
             os.dup2(src, dst)
             os.close(src)
-        _set_limits(job["limits"])
+        _set_limits(job["limits"], state.hard)
         os.chdir(state.work)  # the executor has given it back its mode since the last job
         try:
             harness.run_test_list(job["tests"], 4, harness.reporter(3, job["token"]))
@@ -158,15 +158,13 @@ def _main(sock: socket.socket, uid: int, root: str | None, work: str, stdlib: st
         control.sendall(b"c" if clean else b"d")
 
 
-def _set_limits(limits: dict) -> None:
+def _set_limits(limits: dict, hard: list[tuple[int, int]]) -> None:
     """This job's limits (soft; the hard ones stay); the CPU limit counts from the CPU used so far."""
     used = resource.getrusage(resource.RUSAGE_SELF)
     wanted = (int(used.ru_utime + used.ru_stime) + 1 + limits["cpu_s"], limits["memory_mb"] * 1024 * 1024,
               limits["file_size_mb"] * 1024 * 1024, limits["open_files"], limits["processes"])  # fmt: skip
-    for name, value in zip(_LIMITS, wanted, strict=True):
-        hard = resource.getrlimit(getattr(resource, name))[1]
-        soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(getattr(resource, name), (soft, hard))
+    for (which, top), value in zip(hard, wanted, strict=True):
+        resource.setrlimit(which, (value if top == resource.RLIM_INFINITY else min(value, top), top))
 
 
 class _State:
@@ -185,6 +183,8 @@ class _State:
         self.signals = {s: h for s in _SIGNALS if (h := signal.getsignal(s)) is not None}
         self.streams = (sys.stdin, sys.stdout, sys.stderr)
         self.rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # the hard limits, which only a test can lower (this process cannot raise them back)
+        self.hard = [(which, resource.getrlimit(which)[1]) for which in (getattr(resource, n) for n in _LIMITS)]
 
     def reset(self) -> bool:
         """Close the job's descriptors and put everything back; False when the process must be replaced."""
@@ -192,9 +192,12 @@ class _State:
             os.dup2(DEVNULL_FD, fd)
         os.closerange(3, CONTROL_FD)
         os.closerange(DEVNULL_FD + 1, 65536)
-        for name in _LIMITS:
-            hard = resource.getrlimit(getattr(resource, name))[1]
-            resource.setrlimit(getattr(resource, name), (hard, hard))
+        lowered = False
+        for which, top in self.hard:
+            try:
+                resource.setrlimit(which, (top, top))
+            except (ValueError, OSError):  # a test lowered a hard limit: the next job would inherit it
+                lowered = True
         signal.alarm(0)
         for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
             signal.setitimer(timer, 0)
@@ -232,4 +235,4 @@ class _State:
                     alive = True
                     break
         grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self.rss_kb > RSS_GROWTH_MB * 1024
-        return not (alive or grown)
+        return not (alive or grown or lowered)

@@ -142,6 +142,10 @@ LEFTOVERS = [
         "import threading\nassert threading.active_count() == 1",
     ),
     ("import os, time\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)", "x = 1"),
+    (
+        "import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))",
+        "import resource\nassert resource.getrlimit(resource.RLIMIT_NOFILE)[1] > 16",
+    ),
 ]
 
 
