@@ -92,3 +92,18 @@ def test_values_cross_both_ways_exactly(local_sandbox):
     tests = [AssertTest(code=check), AssertTest(code=handles), CallTest(fn="echo", args=[[1, "a"]], expected=[1, "a"])]
     result = local_sandbox.run(Job(code=code, tests=tests))
     assert result.status == "passed", result.tests
+
+
+@pytest.mark.parametrize(
+    "line", [b"", b"\n", b"null\n", b"[1]\n", b'{"value": 1} junk\n', b"\xff\xfe\n", b'{"value":\n', b"[" * 100_000]
+)
+def test_what_is_no_reply_is_refused(line):
+    with pytest.raises(ValueError):
+        harness._read_json(line)
+
+
+def test_a_reply_is_read_as_json_reads_it():
+    line = ('{"value":' + harness.dump([1.5, "é", None, math.nan], None) + "}\n").encode()
+    reply = harness._read_json(line)
+    assert reply.keys() == json.loads(line).keys() == {"value"}
+    assert same(harness.decode(reply["value"], None, None), [1.5, "é", None, math.nan])
