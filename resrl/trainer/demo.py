@@ -50,7 +50,7 @@ class DemoSettings(BaseModel):
     pretokenize: str = "copy"  # a value has the same tokens in the request and in the call (build_tokenizer)
     copy_init: bool = True  # attention starts as a copier (resrl.models.build_model)
     tokenizer_tasks: int = 100  # per environment: train tasks whose text the BPE is trained on
-    request_tasks: int = 6400  # per tool-calling environment: request-only SFT demos (sft_warmup request_only)
+    request_tasks: int = 6400  # per tool-calling environment: request-only SFT demos (sft_warmup view="request")
     request_batch_size: int = 16
     sft_tasks: int = 300  # per single-turn environment
     sft_multi_tasks: int = 60  # multi-turn gold episodes are 3-4x longer
@@ -251,7 +251,7 @@ def warm_start(s: DemoSettings, base: Path, out: Path, tasks: dict[str, list[Tas
         lr=s.sft_lr,
         seed=s.seed,
         schedule="cosine",
-        request_only=True,
+        view="request",
     )
     sft_warmup(
         model,
@@ -355,7 +355,8 @@ def print_table(result: dict[str, Any]) -> None:
     test_before, test_after = result["test_split"]["before"], result["test_split"]["after"]
     k = before["k"]
     per_env = before["tasks"] // len(DEMO_ENVS)
-    table = Table(title=f"Avg@{k}: {per_env} tasks per env x {k} samples, T=1")
+    temperature = result["settings"]["temperature"]
+    table = Table(title=f"Avg@{k}: {per_env} tasks per env x {k} samples, T={temperature:g}")
     table.add_column("env", no_wrap=True)
     for name in ("held-out\nSFT", "held-out\nResRL", "held-out\nchange", "test\nSFT", "test\nResRL"):
         table.add_column(name, justify="right")

@@ -40,15 +40,35 @@ def gold_conversation(task: Task, *, tool_format: str = "hermes") -> tuple[list[
     return messages, float(reward)
 
 
+View = Literal["full", "request", "tool_names"]
+
+
+def brief_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Each tool's name and description only (no parameter schemas): what choosing a tool, or none, reads."""
+    if not tools:
+        return tools
+    out = []
+    for tool in tools:
+        fn = tool.get("function", tool)
+        out.append({"type": "function", "function": {"name": fn["name"], "description": fn.get("description", "")}})
+    return out
+
+
 def gold_trajectories(
-    tasks: list[Task], tokenizer: Any, *, tool_format: str = "hermes", request_only: bool = False
+    tasks: list[Task], tokenizer: Any, *, tool_format: str = "hermes", view: View = "full"
 ) -> list[Trajectory]:
     """Gold episodes as trajectories (loss mask on the assistant turns); episodes the env does not reward
     fully are left out with a warning, since training on them would teach mistakes.
 
-    ``request_only=True`` keeps only the first user turn and the gold reply to it, with no system prompt and
-    no tool list: a sixth of the tokens, all of them about reading values out of a request.
+    ``view`` shortens the demonstrations for cheap early training (every view keeps the gold replies):
+
+    - ``"request"``: only the first user turn and the gold reply to it, with no system prompt and no tool list:
+      a sixth of the tokens, all of them about reading values out of a request;
+    - ``"tool_names"``: the first user turn and its reply after the system prompt with the tools cut to their
+      names and descriptions (:func:`brief_tools`): a third of the tokens, about which tool fits, if any.
     """
+    if view not in ("full", "request", "tool_names"):
+        raise ValueError(f"unknown SFT view {view!r}; use 'full', 'request' or 'tool_names'")
     from resrl.rollout.chat import ChatCodec, encode_episode, resolve_tool_format
 
     codec = ChatCodec(tokenizer)
@@ -60,9 +80,12 @@ def gold_trajectories(
             log.warning("gold episode of %s scored %.2f; left out of SFT", task.id, reward)
             continue
         tools = task.tools
-        if request_only:
+        if view != "full":
             first = next(i for i, m in enumerate(messages) if m.get("role") == "user")
-            messages, tools = messages[first : first + 2], None
+            if view == "request":
+                messages, tools = messages[first : first + 2], None
+            else:
+                messages, tools = messages[: first + 2], brief_tools(tools)
         prompt, response, mask = encode_episode(tokenizer, messages, tools, codec=codec)
         out.append(
             Trajectory(
@@ -92,7 +115,7 @@ def sft_warmup(
     schedule: Literal["constant", "cosine"] = "constant",
     by_length: bool = False,
     context_weight: float = 0.0,
-    request_only: bool = False,
+    view: View = "full",
 ) -> list[float]:
     """Fine-tune ``model`` in place on the gold episodes of ``tasks``; returns each batch's loss on its policy
     tokens.
@@ -103,14 +126,14 @@ def sft_warmup(
     when prompt lengths differ a lot, as they do across tool lists. ``context_weight`` > 0 adds next-token loss
     on the other tokens (prompt, tool results), each weighted that much against a policy token: a model built
     from scratch has read no text before, and the prompts hold ten times the tokens its turns do, with the
-    repeats (argument names in ``required``, tool names) that teach it to copy. ``request_only``: see
+    repeats (argument names in ``required``, tool names) that teach it to copy. ``view``: see
     :func:`gold_trajectories`.
     """
     if context_weight < 0:
         raise ValueError(f"context_weight must be >= 0, got {context_weight}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown SFT schedule {schedule!r}; use 'constant' or 'cosine'")
-    data = gold_trajectories(tasks, tokenizer, tool_format=tool_format, request_only=request_only)
+    data = gold_trajectories(tasks, tokenizer, tool_format=tool_format, view=view)
     if not data:
         raise ValueError("no usable gold demonstrations for SFT (every gold episode failed)")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)

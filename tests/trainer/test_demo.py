@@ -86,7 +86,7 @@ def test_request_only_demos_keep_the_request_and_the_gold_call(tiny_model):
     _, tokenizer = load_model(ModelConfig(path=str(tiny_model)))
     tasks = make_tasks(["fc/simple"], "train", 3, 0)
     full = gold_trajectories(tasks, tokenizer)
-    short = gold_trajectories(tasks, tokenizer, request_only=True)
+    short = gold_trajectories(tasks, tokenizer, view="request")
     for task, whole, brief in zip(tasks, full, short, strict=True):
         prompt = tokenizer.decode(brief.prompt_ids)
         assert task.messages[1]["content"] in prompt
@@ -94,6 +94,28 @@ def test_request_only_demos_keep_the_request_and_the_gold_call(tiny_model):
         assert 2 * len(brief.prompt_ids) < len(whole.prompt_ids)
         assert brief.response_ids == whole.response_ids and brief.loss_mask == whole.loss_mask
 
+
+
+def test_tool_names_demos_keep_the_system_prompt_request_and_tool_names_only(tiny_model):
+    from resrl.trainer.config import ModelConfig
+    from resrl.trainer.loop import make_tasks
+    from resrl.trainer.modeling import load_model
+    from resrl.trainer.sft import gold_trajectories
+
+    _, tokenizer = load_model(ModelConfig(path=str(tiny_model)))
+    tasks = make_tasks(["fc/multiple", "fc/irrelevance"], "train", 2, 0)
+    full = gold_trajectories(tasks, tokenizer)
+    named = gold_trajectories(tasks, tokenizer, view="tool_names")
+    for task, whole, brief in zip(tasks, full, named, strict=True):
+        prompt = tokenizer.decode(brief.prompt_ids)
+        assert task.messages[-1]["content"] in prompt and "helpful assistant" in prompt
+        for tool in task.tools:
+            assert tool["function"]["name"] in prompt and tool["function"]["description"] in prompt
+        assert '"parameters"' not in prompt and '"parameters"' in tokenizer.decode(whole.prompt_ids)
+        assert len(brief.prompt_ids) < len(whole.prompt_ids)
+        assert brief.response_ids == whole.response_ids and brief.loss_mask == whole.loss_mask
+    with pytest.raises(ValueError, match="view"):
+        gold_trajectories(tasks, tokenizer, view="short")
 
 def test_copy_init_attention_copies_what_it_attends_to():
     import torch
