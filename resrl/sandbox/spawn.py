@@ -52,9 +52,7 @@ class Jail:
         """Own session, ``fds`` as 0..n-1 and nothing else, rlimits, the private root, the job uid (no_new_privs
         and the job environment are inherited from the executor, see ``__init__``)."""
         os.setsid()
-        high = [fcntl.fcntl(f, fcntl.F_DUPFD, 256) for f in fds]  # so that no dup2 below overwrites a source
-        for dst, src in enumerate(high):
-            os.dup2(src, dst)
+        place_fds(fds)
         os.closerange(len(fds), 65536)
         mem = limits["memory_mb"] * 1024 * 1024
         rl = resource
@@ -78,6 +76,20 @@ class Jail:
         sys.executable = self.exe
         stdlib = [p for p in sys.path if p.startswith(self.stdlib)]
         sys.path[:] = [work, *stdlib]
+
+
+def place_fds(fds: list[int]) -> list[int]:
+    """Make ``fds[i]`` descriptor ``i`` (moving a source out of the way only where a target would overwrite
+    it); the descriptors left open that are none of ``0..len(fds)-1``, for the caller to close."""
+    fds, n = list(fds), len(fds)
+    for dst in range(n):
+        if fds[dst] == dst:
+            continue
+        if dst in fds[dst + 1 :]:  # a later source sits on this target
+            moved = fcntl.fcntl(dst, fcntl.F_DUPFD, n)
+            fds[dst + 1 :] = [moved if f == dst else f for f in fds[dst + 1 :]]
+        os.dup2(fds[dst], dst)
+    return sorted({f for f in fds if f >= n})
 
 
 def run_program(mode: str, code: str) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import ctypes
-import fcntl
 import os
 import resource
 import signal
@@ -141,12 +140,8 @@ def _main(sock: socket.socket, uid: int, root: str | None, work: str, stdlib: st
         if message is None:
             os._exit(0)
         job, fds = message
-        high = [fcntl.fcntl(f, fcntl.F_DUPFD, 64) for f in fds]  # no dup2 below may overwrite a source
-        for f in fds:
+        for f in spawn.place_fds(fds):
             os.close(f)
-        for dst, src in enumerate(high):
-            os.dup2(src, dst)
-            os.close(src)
         _set_limits(job["limits"], state.hard)
         os.chdir(state.work)  # the executor has given it back its mode since the last job
         try:
