@@ -197,8 +197,24 @@ class Channel:
 
     def __init__(self, fd: int) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)  # no syscalls to find out what it is
-        self.reader = self.sock.makefile("rb")
+        self.pending = bytearray()  # what came after the last line read
         self.dead = False
+
+    def _readline(self) -> bytes:
+        """The next line from the program (b"" once it hung up); its own buffer: a makefile reader refills
+        through socket.py's Python readinto, once per reply."""
+        start = 0
+        while (end := self.pending.find(b"\n", start)) < 0:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                line = bytes(self.pending)
+                self.pending.clear()
+                return line
+            start = len(self.pending)  # a long line is searched once, not again with every chunk
+            self.pending += chunk
+        line = bytes(self.pending[: end + 1])
+        del self.pending[: end + 1]
+        return line
 
     def ask(self, request: tuple):
         if self.dead:
@@ -206,7 +222,7 @@ class Channel:
         try:
             body = marshal.dumps(request)
             self.sock.sendall(len(body).to_bytes(4, "big") + body)
-            reply = _read_json(self.reader.readline())
+            reply = _read_json(self._readline())
         except (OSError, ValueError) as exc:
             self.dead = True
             raise ProgramDied(f"the program process ended or broke the protocol ({type(exc).__name__})") from None
@@ -274,7 +290,6 @@ def run_test_list(tests: list[dict], chan_fd: int, report) -> None:
         _run_tests_on(tests, channel, report, dumps)
     finally:
         channel.dead = True  # a handle a test kept must not reach the next job's program
-        channel.reader.close()
         channel.sock.close()
 
 
