@@ -31,6 +31,7 @@ else:  # a lone script next to its siblings (see executor.py)
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
+ZYGOTE_FD = 64  # the zygote's socket; below it the zygote holds no descriptor but a request's
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -47,12 +48,16 @@ class Jail:
         os.environ.update({"PATH": "/usr/bin:/bin", "HOME": isolation.WORK if root else work,
                            "TMPDIR": "/tmp" if root else work, "LANG": "C.UTF-8"})  # fmt: skip
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        # a job's sys.argv and sys.path, built once: rebuilding them in each job process touches ~30 pages
+        self.argv = ["solution.py"]
+        self.path = [isolation.WORK if root else work, *(p for p in sys.path if p.startswith(stdlib))]
 
     def enter(self, limits: dict, fds: list[int]) -> None:
         """Own session, ``fds`` as 0..n-1 and nothing else, rlimits, the private root, the job uid (no_new_privs
         and the job environment are inherited from the executor, see ``__init__``)."""
         os.setsid()
-        place_fds(fds)
+        if fds != _IN_PLACE[: len(fds)]:  # the zygote receives them in place (see _zygote_main)
+            place_fds(fds)
         os.closerange(len(fds), 65536)
         mem = limits["memory_mb"] * 1024 * 1024
         rl = resource
@@ -72,10 +77,10 @@ class Jail:
             os.setgid(self.uid)
             os.setuid(self.uid)
         # sys.stdin/stdout/stderr already wrap fds 0-2 with empty buffers; they now reach the job's pipes
-        sys.argv = ["solution.py"]
-        sys.executable = self.exe
-        stdlib = [p for p in sys.path if p.startswith(self.stdlib)]
-        sys.path[:] = [work, *stdlib]
+        sys.argv, sys.executable, sys.path = self.argv, self.exe, self.path
+
+
+_IN_PLACE = list(range(16))
 
 
 def place_fds(fds: list[int]) -> list[int]:
@@ -174,9 +179,12 @@ class Zygote:
 def _zygote_main(sock: socket.socket, jail: Jail) -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the executor
     _libc.prctl(PR_SET_NAME, b"resrl-zygote", 0, 0, 0)  # what ps and top show (its programs too)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)  # the executor's transport must reach EOF when the executor goes
-    os.dup2(devnull, 1)
+    # Nothing open but its socket, high: the descriptors of a request then arrive as 0..n-1, where the program
+    # needs them (lowest free numbers, in order), and the executor's transport reaches EOF when it goes.
+    high = fcntl.fcntl(sock.detach(), fcntl.F_DUPFD, ZYGOTE_FD)
+    os.closerange(0, high)
+    os.closerange(high + 1, 65536)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, high)
     while True:
         try:
             message = recv_message(sock, 16)

@@ -40,7 +40,7 @@ else:  # a lone script next to its siblings (see executor.py)
 
 JOB_UID_BASE = 100000  # + executor pid: the uid of the executor's job processes
 TESTER_UID_BASE = JOB_UID_BASE + (1 << 22)  # + executor pid; above every job uid (pid_max is at most 2**22)
-CONTROL_FD, DEVNULL_FD = 10, 11  # its socket to the executor, and /dev/null; a job's descriptors are 0-4
+CONTROL_FD = 10  # its socket to the executor; a job's descriptors are 0-4, and between jobs nothing is open but it
 JOB_FDS = 5
 RSS_GROWTH_MB = 64
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NAME = 1, 4, 15
@@ -108,13 +108,10 @@ def _main(sock: socket.socket, uid: int, root: str | None, work: str, stdlib: st
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a write to a pipe the executor closed raises, as in Python
     os.setsid()
     fd = sock.detach()
-    os.dup2(fd, CONTROL_FD)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, DEVNULL_FD)
-    for n in range(3):
-        os.dup2(devnull, n)
-    os.closerange(3, CONTROL_FD)
-    os.closerange(DEVNULL_FD + 1, 65536)
+    if fd != CONTROL_FD:
+        os.dup2(fd, CONTROL_FD)
+    os.closerange(0, CONTROL_FD)
+    os.closerange(CONTROL_FD + 1, 65536)
     control = socket.socket(fileno=CONTROL_FD)
     rl = resource
     rl.setrlimit(rl.RLIMIT_CORE, (0, 0))
@@ -141,8 +138,9 @@ def _main(sock: socket.socket, uid: int, root: str | None, work: str, stdlib: st
         if message is None:
             os._exit(0)
         job, fds = message
-        for f in spawn.place_fds(fds):
-            os.close(f)
+        if fds != list(range(JOB_FDS)):  # they arrive in place: reset left 0-4 free
+            for f in spawn.place_fds(fds):
+                os.close(f)
         _set_limits(job["limits"], state.hard)
         os.chdir(state.work)  # the executor has given it back its mode since the last job
         try:
@@ -185,10 +183,8 @@ class _State:
 
     def reset(self) -> bool:
         """Close the job's descriptors and put everything back; False when the process must be replaced."""
-        for fd in range(3):
-            os.dup2(DEVNULL_FD, fd)
-        os.closerange(3, CONTROL_FD)
-        os.closerange(DEVNULL_FD + 1, 65536)
+        os.closerange(0, CONTROL_FD)  # 0-4 free: the next job's descriptors arrive there
+        os.closerange(CONTROL_FD + 1, 65536)
         lowered = False
         for which, top in self.hard:
             try:
@@ -202,7 +198,7 @@ class _State:
             if _signal.getsignal(sig) != handler:
                 signal.signal(sig, handler)
         sys.stdin, sys.stdout, sys.stderr = self.streams
-        for stream in self.streams:  # anything a test left unflushed goes nowhere (fd 0-2 are /dev/null now)
+        for stream in self.streams:  # anything a test left unflushed goes nowhere (fd 0-2 are closed now)
             with contextlib.suppress(Exception):
                 stream.flush()
         os.chdir("/")  # the job may have locked /work
