@@ -388,14 +388,18 @@ class Executor:
             if over:
                 break
         if pids[0] in ended or verdict is not None:
-            # drain what is already buffered; a daemon holding the pipes open must not keep us here
-            for f in list(open_fds):
-                while select.select([f], [], [], 0)[0]:
+            # drain what is already buffered; a daemon holding the pipes open (or still writing) must not keep
+            # us here
+            while (open_fds and len(bufs[out_r]) + len(bufs[err_r]) <= cap
+                   and (ready := select.select(open_fds, [], [], 0)[0])):  # fmt: skip
+                for f in ready:
                     chunk = os.read(f, 65536)
-                    if not chunk:
-                        break
-                    bufs[f] += chunk
-        ended |= {pid for f, pid in pidfds.items() if select.select([f], [], [], 0)[0]}
+                    if chunk:
+                        bufs[f] += chunk
+                    else:
+                        open_fds.remove(f)
+        if pidfds:
+            ended |= {pidfds[f] for f in select.select(list(pidfds), [], [], 0)[0]}
         statuses = {}
         if test_process:  # kept only when it finished the job clean; else it may be inside a test
             status = self._retire_tester() if verdict is not True else 0
