@@ -56,6 +56,7 @@ class RolloutEngine:
                 env_workers=4,
                 env_kwargs=self.cfg.data.env_kwargs,
                 env_servers=self.cfg.data.env_servers,
+                progress=distributed.is_main(),  # one bar per run, not one per rank
             )
         return self._collectors[temperature]
 
