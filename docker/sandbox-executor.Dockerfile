@@ -6,6 +6,6 @@
 ARG BASE_IMAGE=python:3.12-slim
 FROM ${BASE_IMAGE}
 COPY resrl/sandbox/executor.py resrl/sandbox/harness.py resrl/sandbox/isolation.py resrl/sandbox/spawn.py \
-     resrl/sandbox/verdicts.py resrl/sandbox/tester.py resrl/sandbox/cleanup.py /opt/resrl/
+     resrl/sandbox/verdicts.py resrl/sandbox/tester.py resrl/sandbox/cleanup.py resrl/sandbox/options.py /opt/resrl/
 RUN python3 -I /opt/resrl/executor.py --help >/dev/null
 CMD ["python3", "-I", "/opt/resrl/executor.py", "--socket", "/run/resrl/executor.sock"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import time
 
@@ -74,6 +73,8 @@ def empty_dirs(dirs: list[str]) -> None:
         with os.scandir(d) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
+                    import shutil  # not at the top: see the executor's work directory
+
                     shutil.rmtree(entry.path, ignore_errors=True)
                 else:
                     os.unlink(entry.path)
@@ -104,6 +105,8 @@ def sweep(uid: int, before: dict[str, int]) -> None:
                 if e.stat(follow_symlinks=False).st_uid != uid:
                     continue
                 if e.is_dir(follow_symlinks=False):
+                    import shutil
+
                     shutil.rmtree(e.path, ignore_errors=True)
                 else:
                     os.unlink(e.path)

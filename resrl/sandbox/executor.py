@@ -1,6 +1,6 @@
 """The warm fork-server that runs untrusted code. Standard library only, like its siblings (``spawn.py``,
-``tester.py``, ``harness.py``, ``isolation.py``, ``cleanup.py``, ``verdicts.py``): the files are mounted or copied
-into containers as they are.
+``tester.py``, ``harness.py``, ``isolation.py``, ``cleanup.py``, ``verdicts.py``, ``options.py``): the files are
+mounted or copied into containers as they are.
 
 One executor process is one slot: it reads framed JSON requests (4-byte big-endian length + UTF-8 JSON) from
 its transport, runs one job at a time, and answers with a result dict. Per job it forks children that get a
@@ -25,26 +25,24 @@ import ctypes
 import gc
 import json
 import os
-import secrets
 import select
-import shutil
 import signal
 import socket
 import stat
 import struct
 import sys
 import sysconfig
-import tempfile
 import time
 
 if __package__:  # imported as part of resrl
-    from . import cleanup, harness, isolation, spawn, tester, verdicts
+    from . import cleanup, harness, isolation, options, spawn, tester, verdicts
 else:  # run as a lone script next to its siblings (containers, ``python -I executor.py``); importing the
     # resrl package here would load pydantic and friends into every warm executor
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import cleanup  # type: ignore[no-redef]
     import harness  # type: ignore[no-redef]
     import isolation  # type: ignore[no-redef]
+    import options  # type: ignore[no-redef]
     import spawn  # type: ignore[no-redef]
     import tester  # type: ignore[no-redef]
     import verdicts  # type: ignore[no-redef]
@@ -71,7 +69,10 @@ class Executor:
         self.tester_uid = tester.TESTER_UID_BASE + os.getpid()
         self.base = base_dir
         os.makedirs(self.base, mode=0o711, exist_ok=True)
-        self.work = tempfile.mkdtemp(prefix="work-", dir=self.base)
+        # no tempfile or shutil before the zygote is forked: they load bz2, lzma and zlib, ~30 more mappings
+        # that every fork of the zygote copies and every program unmaps (they are imported later, if at all)
+        self.work = os.path.join(self.base, f"work-{os.urandom(6).hex()}")
+        os.mkdir(self.work, 0o700)
         self.allow_network, self.allow_host_files = allow_network, allow_host_files
         self.netns_error = isolation.enter_netns()
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -124,6 +125,8 @@ class Executor:
             isolation.unmount(self.root)
             with contextlib.suppress(OSError):
                 os.rmdir(self.root)
+        import shutil
+
         shutil.rmtree(self.work, ignore_errors=True)
 
     def health(self) -> dict:
@@ -255,6 +258,8 @@ class Executor:
             os.write(stdin_w, data)
             os.close(stdin_w)
             return fd
+        import tempfile
+
         fd, stdin_path = tempfile.mkstemp(dir=self.base)
         os.unlink(stdin_path)
         os.write(fd, data)
@@ -288,7 +293,7 @@ class Executor:
 
     def _spawn(self, mode: str, job: dict, test: dict | None, stdin: str) -> dict:
         """Run the program on ``stdin`` (``stdio``) or a checker on its output (``checker``) to the end."""
-        token = secrets.token_hex(16)
+        token = os.urandom(16).hex()
         fd = self._stdin(stdin.encode())
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -306,7 +311,7 @@ class Executor:
     def _spawn_pair(self, job: dict) -> dict:
         """Assert and call tests: the test process (trusted, holds the verdict pipe) drives the program process
         (untrusted, from the zygote) over a socket pair; both write to the job's stdout and stderr."""
-        token = secrets.token_hex(16)
+        token = os.urandom(16).hex()
         stdin, empty = self._stdin(job.get("stdin", "").encode()), self._stdin(b"")
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -461,27 +466,10 @@ def _serve(reader, writer, executor: Executor) -> None:
 def main(argv: list[str]) -> int:
     """Entry point: ``--stdio`` or ``--socket PATH``; ``--base DIR`` for job directories; ``--allow-network`` and
     ``--allow-host-files`` run jobs even where the network / the filesystem cannot be isolated."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="resrl sandbox executor (one slot)")
-    transport = parser.add_mutually_exclusive_group(required=True)
-    transport.add_argument("--stdio", action="store_true", help="framed requests on stdin, answers on stdout")
-    transport.add_argument("--socket", help="listen on this Unix socket path")
-    parser.add_argument("--base", default=os.path.join(tempfile.gettempdir(), "resrl-sandbox"))
-    parser.add_argument(
-        "--allow-network",
-        action="store_true",
-        help="run jobs even without a network namespace (they then share this network)",
-    )
-    parser.add_argument(
-        "--allow-host-files",
-        action="store_true",
-        help="run jobs even without a private root (they then see this filesystem)",
-    )
-    args = parser.parse_args(argv)
-    executor = Executor(args.base, allow_network=args.allow_network, allow_host_files=args.allow_host_files)
+    args = options.parse(argv)
+    executor = Executor(args["base"], allow_network=args["allow_network"], allow_host_files=args["allow_host_files"])
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    if args.stdio:
+    if args["stdio"]:
         reader, writer = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
@@ -491,7 +479,7 @@ def main(argv: list[str]) -> int:
         finally:
             executor.close()
         return 0
-    path = args.socket
+    path = args["socket"]
     if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
         os.unlink(path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
