@@ -8,6 +8,7 @@ step number and the weights: a run resumed from a checkpoint reproduces the unin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from pathlib import Path
@@ -268,9 +269,7 @@ class Trainer:
         chunks = list(torch.arange(len(batch)).split(mb)) if batch is not None else []
         for _ in range(self._rows(batch).micro_count(None, mb) - len(chunks)):
             idle = _idle_part(self.tokenizer.pad_token_id or 0, self.device)
-            token_logprobs(
-                self.model, idle.input_ids, idle.attention_mask, mask=idle.mask, temperature=self.temperature
-            )
+            self._logprobs(self.model, idle)
             if self.cfg.algo.kl_coef > 0 and self.ref_model is None:
                 self._ref_logprobs(idle)
         if batch is None:
@@ -278,28 +277,15 @@ class Trainer:
         length = batch.mask.shape[1]
         for idx in chunks:
             part = batch.select(idx)
+            capture: Any = contextlib.nullcontext()
             if need_hidden:
                 # The state at input position t produced token t + 1: capture where that token is trainable.
                 at_inputs = torch.cat([part.mask, part.mask.new_zeros((len(part), 1))], dim=1)
-                with HiddenCapture(self.model, layer=self.cfg.model.hidden_layer, mask=at_inputs) as cap:
-                    logp, e = token_logprobs(
-                        self.model,
-                        part.input_ids,
-                        part.attention_mask,
-                        entropy=True,
-                        mask=part.mask,
-                        temperature=self.temperature,
-                    )
+                capture = HiddenCapture(self.model, layer=self.cfg.model.hidden_layer, mask=at_inputs)
+            with capture as cap:
+                logp, e = self._logprobs(self.model, part, entropy=True)
+            if need_hidden:
                 hid.append(cap.packed())  # (N, H), row-major over the trainable tokens of these rows
-            else:
-                logp, e = token_logprobs(
-                    self.model,
-                    part.input_ids,
-                    part.attention_mask,
-                    entropy=True,
-                    mask=part.mask,
-                    temperature=self.temperature,
-                )
             old.append(_pad(logp, length))
             ent.append(_pad(e, length))
             if self.cfg.algo.kl_coef > 0:
@@ -313,13 +299,15 @@ class Trainer:
 
     def _ref_logprobs(self, part: TokenBatch) -> torch.Tensor:
         if self.ref_model is not None:
-            return token_logprobs(
-                self.ref_model, part.input_ids, part.attention_mask, mask=part.mask, temperature=self.temperature
-            )[0]
+            return self._logprobs(self.ref_model, part)[0]
         with self.model.disable_adapter():  # LoRA: the base model is the reference, no second copy
-            return token_logprobs(
-                self.model, part.input_ids, part.attention_mask, mask=part.mask, temperature=self.temperature
-            )[0]
+            return self._logprobs(self.model, part)[0]
+
+    def _logprobs(self, model: Any, part: TokenBatch, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:func:`token_logprobs` of ``part`` under ``model`` at the rollout temperature."""
+        return token_logprobs(
+            model, part.input_ids, part.attention_mask, mask=part.mask, temperature=self.temperature, **kwargs
+        )
 
     def _optimize(
         self, batch, old_logp, ref_logp, advantages, step: int
@@ -358,14 +346,11 @@ class Trainer:
                     part = batch.select(micro) if micro is not None else _idle_part(pad_id, self.device)
                     width = part.mask.shape[1]
                     with distributed.accumulate(self.train_model, sync=i == n_micro - 1):
-                        logp, ent = token_logprobs(
+                        logp, ent = self._logprobs(
                             self.train_model,
-                            part.input_ids,
-                            part.attention_mask,
+                            part,
                             entropy=fused or algo.entropy_coef > 0,
                             entropy_grad=algo.entropy_coef > 0,
-                            mask=part.mask,
-                            temperature=self.temperature,
                         )
                         idle = micro is None
                         loss, m = policy_loss(
