@@ -425,8 +425,8 @@ class Executor:
         truncated = len(out) + len(err) > cap
         status, message, code = spawn.classify(statuses[pids[0]], limits, err, t0)
         for pid in pids[1:]:
-            other = spawn.classify(statuses[pid], limits, err, t0)
-            if pid in ended and other[0] != "ok" and status == "ok":
+            other = spawn.classify(statuses[pid], limits, err, t0) if pid in ended and status == "ok" else None
+            if other and other[0] != "ok":
                 status, message, code = other
         if over or truncated:
             status, message = "output_limit", f"stdout+stderr passed the limit of {cap} bytes"
