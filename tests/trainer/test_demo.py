@@ -95,7 +95,6 @@ def test_request_only_demos_keep_the_request_and_the_gold_call(tiny_model):
         assert brief.response_ids == whole.response_ids and brief.loss_mask == whole.loss_mask
 
 
-
 def test_tool_names_demos_keep_the_system_prompt_request_and_tool_names_only(tiny_model):
     from resrl.trainer.config import ModelConfig
     from resrl.trainer.loop import make_tasks
@@ -116,6 +115,7 @@ def test_tool_names_demos_keep_the_system_prompt_request_and_tool_names_only(tin
         assert brief.response_ids == whole.response_ids and brief.loss_mask == whole.loss_mask
     with pytest.raises(ValueError, match="view"):
         gold_trajectories(tasks, tokenizer, view="short")
+
 
 def test_copy_init_attention_copies_what_it_attends_to():
     import torch
