@@ -55,7 +55,6 @@ class Grid(BaseModel):
 
 FULL = Grid(steps=10, tasks_per_step=6, n=8, heldout_tasks=12, k=16, seeds=3)
 QUICK = Grid(steps=1, tasks_per_step=2, n=2, heldout_tasks=2, k=2, seeds=2, bootstrap=200)
-TRAIN_TASKS = 256  # train tasks per environment the RL steps draw from (the demo stage's data.train_tasks)
 
 
 def method_overrides(max_new_tokens: int) -> dict[str, list[str]]:
@@ -76,8 +75,9 @@ def method_overrides(max_new_tokens: int) -> dict[str, list[str]]:
 
 
 # -- the warm start ---------------------------------------------------------------------------------------
-def warm_start(settings: Any, out: Path) -> Path:
-    """The demo's warm start (:func:`resrl.trainer.demo.warm_start`: its tokenizer, model and SFT recipe)."""
+def warm_start(settings: Any, out: Path, seen: dict[str, list[Any]]) -> Path:
+    """The demo's warm start (:func:`resrl.trainer.demo.warm_start`: its tokenizer, model and SFT recipe) on
+    ``seen``, the demo's training tasks."""
     from resrl.trainer import demo
     from resrl.trainer.loop import seed_everything
 
@@ -87,15 +87,14 @@ def warm_start(settings: Any, out: Path) -> Path:
         return model_dir
     seed_everything(settings.seed, 0)
     base = demo.build_base(settings, out / "tiny")
-    return demo.warm_start(settings, base, out / "warm", demo.training_tasks(settings))
+    return demo.warm_start(settings, base, out / "warm", seen)
 
 
-def heldout(settings: Any, grid: Grid) -> list[Any]:
+def heldout(grid: Grid, seen: dict[str, list[Any]]) -> list[Any]:
     """Held-out tasks: the demo's (train templates, unseen seeds, no request any training stage draws)."""
     from resrl.trainer import demo
 
-    seen = [t for group in demo.training_tasks(settings).values() for t in group]
-    return demo.heldout_tasks(demo.SINGLE_TURN, grid.heldout_tasks, seen)
+    return demo.heldout_tasks(demo.SINGLE_TURN, grid.heldout_tasks, [t for group in seen.values() for t in group])
 
 
 # -- one run ----------------------------------------------------------------------------------------------
@@ -115,7 +114,7 @@ def run_config(settings: Any, grid: Grid, warm: Path, out: Path, method: str, se
         "train.tensorboard=false",
         "train.plots=false",
         "data.test_tasks=1",  # the experiment evaluates on its own held-out set
-        f"data.train_tasks={TRAIN_TASKS}",
+        f"data.train_tasks={demo.RL_TASKS}",
         f"train.seed={seed}",
         f"algo.seed={seed}",
     ]
@@ -330,8 +329,9 @@ def run_grid(out: Path, grid: Grid, settings: Any, methods: list[str]) -> dict[s
     start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs").mkdir(exist_ok=True)
-    warm = warm_start(settings, out)
-    tasks = heldout(settings, grid)
+    seen = demo.training_tasks(settings)  # generated once: the warm start trains on them, held-out avoids them
+    warm = warm_start(settings, out, seen)
+    tasks = heldout(grid, seen)
     records: dict[str, list[dict]] = {}
     plan = [("warm start", 0)] + [(m, seed) for m in methods for seed in range(grid.seeds)]
     for i, (method, seed) in enumerate(plan):

@@ -33,6 +33,7 @@ SINGLE_TURN = ["fc/simple", "fc/multiple", "fc/irrelevance"]
 MULTI_TURN = "fc/multi/smarthome"
 DEMO_ENVS = [*SINGLE_TURN, MULTI_TURN]
 REQUEST_ENVS = ["fc/simple", "fc/multiple"]  # request-only SFT: the envs whose reply reads values from the request
+RL_TASKS = 256  # per environment: the pool the RL stages draw from (data.train_tasks)
 HELDOUT_SEED = 1_000  # the training stages draw train tasks with seeds seed to seed + 3
 HELDOUT_LABEL = "held-out: train templates, unseen seeds"
 TEST_LABEL = "test split: unseen templates and entities"
@@ -111,7 +112,7 @@ def stage_config(
             "model": {"path": str(model)},
             "data": {
                 "envs": envs,
-                "train_tasks": 256,
+                "train_tasks": RL_TASKS,
                 # A stage's own closing evaluation only feeds its plots: the demo scores every model itself.
                 "test_tasks": s.eval_tasks if steps == 0 else 2,
                 "seed": s.seed,
@@ -210,7 +211,7 @@ def training_tasks(s: DemoSettings) -> dict[str, list[Task]]:
     return {
         "request": make_tasks(REQUEST_ENVS, "train", s.request_tasks, s.seed + 3),
         "sft": sft,
-        "rl": make_tasks(DEMO_ENVS, "train", 256, s.seed),
+        "rl": make_tasks(DEMO_ENVS, "train", RL_TASKS, s.seed),
     }
 
 

@@ -59,8 +59,6 @@ class Trainer:
 
     def __init__(self, cfg: Config, *, resume: bool = False) -> None:
         self.cfg = cfg
-        # Log-probs are of the distribution the rollouts sample: logits / rollout.temperature (as verl does).
-        self.temperature = cfg.rollout.temperature
         self.out_dir = Path(cfg.train.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         ckpt = latest_checkpoint(self.out_dir) if resume else None
@@ -304,10 +302,10 @@ class Trainer:
             return self._logprobs(self.model, part)[0]
 
     def _logprobs(self, model: Any, part: TokenBatch, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:func:`token_logprobs` of ``part`` under ``model`` at the rollout temperature."""
-        return token_logprobs(
-            model, part.input_ids, part.attention_mask, mask=part.mask, temperature=self.temperature, **kwargs
-        )
+        """:func:`token_logprobs` of ``part`` under ``model`` at the rollout temperature: the trainer scores and
+        trains the distribution the rollouts sample (logits / T, as verl does)."""
+        t = self.cfg.rollout.temperature
+        return token_logprobs(model, part.input_ids, part.attention_mask, mask=part.mask, temperature=t, **kwargs)
 
     def _optimize(
         self, batch, old_logp, ref_logp, advantages, step: int
