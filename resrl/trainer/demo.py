@@ -50,6 +50,7 @@ class DemoSettings(BaseModel):
     vocab_size: int = 2048
     pretokenize: str = "copy"  # a value has the same tokens in the request and in the call (build_tokenizer)
     copy_init: bool = True  # attention starts as a copier (resrl.models.build_model)
+    name_tools: bool = False  # gold replies open with the tools they need (sft.gold_conversation; docs/results.md)
     tokenizer_tasks: int = 100  # per environment: train tasks whose text the BPE is trained on
     request_tasks: int = 6400  # per tool-calling environment: request-only SFT demos (sft_warmup view="request")
     request_batch_size: int = 16
@@ -166,13 +167,13 @@ def heldout_tasks(env_ids: list[str], n: int, seen: list[Task], seed: int = HELD
     return out
 
 
-def tokenizer_texts(tasks: list[Task]) -> list[str]:
-    """Text the demo's BPE is trained on: tool schemas, requests, gold calls and tool results of ``tasks``."""
+def tokenizer_texts(tasks: list[Task], *, name_tools: bool = False) -> list[str]:
+    """Text the demo's BPE is trained on: tool schemas, requests, gold replies and tool results of ``tasks``."""
     from resrl.trainer.sft import gold_conversation
 
     texts = []
     for task in tasks:
-        messages, _ = gold_conversation(task)
+        messages, _ = gold_conversation(task, name_tools=name_tools)
         texts.append(json.dumps(task.tools))
         texts += [m["content"] for m in messages if m.get("content")]
     return texts
@@ -220,7 +221,7 @@ def build_base(s: DemoSettings, out: Path) -> Path:
     from resrl.models import build_tiny
     from resrl.trainer.loop import make_tasks
 
-    texts = tokenizer_texts(make_tasks(DEMO_ENVS, "train", s.tokenizer_tasks, s.seed + 2))
+    texts = tokenizer_texts(make_tasks(DEMO_ENVS, "train", s.tokenizer_tasks, s.seed + 2), name_tools=s.name_tools)
     return build_tiny(
         out,
         vocab_size=s.vocab_size,
@@ -253,6 +254,7 @@ def warm_start(s: DemoSettings, base: Path, out: Path, tasks: dict[str, list[Tas
         seed=s.seed,
         schedule="cosine",
         view="request",
+        name_tools=s.name_tools,
     )
     sft_warmup(
         model,
@@ -264,6 +266,7 @@ def warm_start(s: DemoSettings, base: Path, out: Path, tasks: dict[str, list[Tas
         seed=s.seed,
         schedule="cosine",
         by_length=True,
+        name_tools=s.name_tools,
     )
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")

@@ -22,8 +22,17 @@ from resrl.trainer.batch import collate, token_logprobs
 log = logging.getLogger("resrl.trainer.sft")
 
 
-def gold_conversation(task: Task, *, tool_format: str = "hermes") -> tuple[list[dict[str, Any]], float]:
-    """The full conversation of the gold episode of ``task`` (tool results included) and its final reward."""
+def gold_conversation(
+    task: Task, *, tool_format: str = "hermes", name_tools: bool = False
+) -> tuple[list[dict[str, Any]], float]:
+    """The full conversation of the gold episode of ``task`` (tool results included) and its final reward.
+
+    ``name_tools=True`` opens each reply to a user turn with the tools that turn needs, ``Tools: a, b.`` (for a
+    reply that calls none: the tools the request asks for that are not offered, ``requested_tools`` in the
+    task's metadata, else ``none``). A model then names what it needs before it decides whether to call: the
+    decision becomes a lookup of names it has just written in the tool list, which a tiny model learns far
+    sooner than matching a request against schemas. Envs read only the calls, so rewards are unchanged.
+    """
     import resrl
 
     env = resrl.make(task.env_id, tool_format=tool_format)
@@ -32,6 +41,10 @@ def gold_conversation(task: Task, *, tool_format: str = "hermes") -> tuple[list[
     reward = 0.0
     for action in env.gold_actions(task):
         message = env.render_action(action)
+        if name_tools and messages and messages[-1].get("role") == "user":
+            names = [c.name for c in action.tool_calls] or list(task.metadata.get("requested_tools") or [])
+            opening = f"Tools: {', '.join(dict.fromkeys(names)) or 'none'}.\n"
+            message = {**message, "content": opening + (message.get("content") or "")}
         messages.append(message)
         obs, reward, terminated, truncated, _ = env.step(message)
         if terminated or truncated:
@@ -55,7 +68,7 @@ def brief_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | No
 
 
 def gold_trajectories(
-    tasks: list[Task], tokenizer: Any, *, tool_format: str = "hermes", view: View = "full"
+    tasks: list[Task], tokenizer: Any, *, tool_format: str = "hermes", view: View = "full", name_tools: bool = False
 ) -> list[Trajectory]:
     """Gold episodes as trajectories (loss mask on the assistant turns); episodes the env does not reward
     fully are left out with a warning, since training on them would teach mistakes.
@@ -66,6 +79,8 @@ def gold_trajectories(
       a sixth of the tokens, all of them about reading values out of a request;
     - ``"tool_names"``: the first user turn and its reply after the system prompt with the tools cut to their
       names and descriptions (:func:`brief_tools`): a third of the tokens, about which tool fits, if any.
+
+    ``name_tools``: see :func:`gold_conversation`.
     """
     if view not in ("full", "request", "tool_names"):
         raise ValueError(f"unknown SFT view {view!r}; use 'full', 'request' or 'tool_names'")
@@ -75,7 +90,7 @@ def gold_trajectories(
     tool_format = resolve_tool_format(codec, tool_format)  # "auto": the format the tokenizer's template renders
     out = []
     for task in tasks:
-        messages, reward = gold_conversation(task, tool_format=tool_format)
+        messages, reward = gold_conversation(task, tool_format=tool_format, name_tools=name_tools)
         if reward <= 0:
             log.warning("gold episode of %s scored %.2f; left out of SFT", task.id, reward)
             continue
@@ -116,6 +131,7 @@ def sft_warmup(
     by_length: bool = False,
     context_weight: float = 0.0,
     view: View = "full",
+    name_tools: bool = False,
 ) -> list[float]:
     """Fine-tune ``model`` in place on the gold episodes of ``tasks``; returns each batch's loss on its policy
     tokens.
@@ -127,13 +143,13 @@ def sft_warmup(
     on the other tokens (prompt, tool results), each weighted that much against a policy token: a model built
     from scratch has read no text before, and the prompts hold ten times the tokens its turns do, with the
     repeats (argument names in ``required``, tool names) that teach it to copy. ``view``: see
-    :func:`gold_trajectories`.
+    :func:`gold_trajectories`; ``name_tools``: see :func:`gold_conversation`.
     """
     if context_weight < 0:
         raise ValueError(f"context_weight must be >= 0, got {context_weight}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown SFT schedule {schedule!r}; use 'constant' or 'cosine'")
-    data = gold_trajectories(tasks, tokenizer, tool_format=tool_format, view=view)
+    data = gold_trajectories(tasks, tokenizer, tool_format=tool_format, view=view, name_tools=name_tools)
     if not data:
         raise ValueError("no usable gold demonstrations for SFT (every gold episode failed)")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)

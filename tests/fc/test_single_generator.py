@@ -81,6 +81,11 @@ def test_answers_match_the_offered_tools(category: str) -> None:
             assert n == 0 and offered
             asked = set(task.metadata["requested_domains"])
             assert not asked & {RECIPES[name].domain for name in offered}
+            wanted = task.metadata["requested_tools"]  # the tool the request needs, missing from the offer
+            assert len(wanted) <= 1 and not set(wanted) & set(offered)
+            assert asked == {RECIPES[name].domain for name in wanted}
+        if n:
+            assert task.metadata["requested_tools"] == list(dict.fromkeys(e.name for e in expected))
 
 
 def test_irrelevance_never_offers_a_tool_of_the_requested_domain() -> None:

@@ -130,3 +130,30 @@ def test_copy_init_attention_copies_what_it_attends_to():
         assert torch.equal(attn.o_proj.weight @ attn.v_proj.weight, torch.eye(32))
     for layer in plain.model.layers:
         assert not torch.allclose(layer.self_attn.o_proj.weight, torch.eye(32))
+
+
+def test_named_tools_open_each_reply_to_a_user_turn_and_keep_the_reward():
+    from resrl.trainer.loop import make_tasks
+    from resrl.trainer.sft import gold_conversation
+
+    tasks = make_tasks(["fc/simple", "fc/irrelevance", "fc/multi/smarthome"], "train", 12, 5)
+    openings = set()
+    for task in tasks:
+        plain, reward = gold_conversation(task)
+        named, named_reward = gold_conversation(task, name_tools=True)
+        assert named_reward == reward == 1.0 and len(named) == len(plain)
+        for before, (old, new) in zip(named, zip(plain[1:], named[1:], strict=True), strict=False):
+            if new["role"] != "assistant" or before["role"] != "user":
+                assert new == old  # tool results and replies after them are untouched
+                continue
+            opening, _, rest = new["content"].partition("\n")
+            assert rest == old["content"] and opening.startswith("Tools: ") and opening.endswith(".")
+            openings.add(opening)
+        if task.env_id == "fc/irrelevance":
+            wanted = task.metadata["requested_tools"]
+            assert named[-1]["content"].startswith(f"Tools: {wanted[0] if wanted else 'none'}.\n")
+            assert "<tool_call>" not in named[-1]["content"]
+        elif task.env_id == "fc/simple":
+            (call,) = task.metadata["expected_tools"]
+            assert named[-1]["content"].startswith(f"Tools: {call}.\n<tool_call>")
+    assert "Tools: none." in openings and any("," in o for o in openings)  # a chat request; a two-call turn

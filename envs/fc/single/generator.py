@@ -100,8 +100,9 @@ class _Builder:
         pool_ = [r for r in self.recipes if r.tool.name not in exclude and r.domain != domain_free]
         return self.rng.sample(pool_, min(k, len(pool_)))
 
-    def build(self) -> tuple[str, list[Recipe], list[tuple[Recipe, Draw]], list[str]] | None:
-        """(user prompt, offered tools, expected calls, requested domains), or None to retry this draw."""
+    def build(self) -> tuple[str, list[Recipe], list[tuple[Recipe, Draw]], list[Recipe]] | None:
+        """(user prompt, offered tools, expected calls, requested recipes), or None to retry this draw; an
+        irrelevance request asks for a recipe whose tool is not offered (or for none)."""
         rng = self.rng
         calls: list[tuple[Recipe, Draw]] = []
         if self.category == "irrelevance":
@@ -111,7 +112,7 @@ class _Builder:
             recipe = rng.choice(self.recipes)
             clause = recipe.draw(self.side).text
             offered = self._others({recipe.tool.name}, rng.randint(1, 3), domain_free=recipe.domain)
-            return self._frame([clause]), offered, [], [recipe.domain]
+            return self._frame([clause]), offered, [], [recipe]
         if self.category in ("simple", "multiple"):
             recipe = rng.choice(self.recipes)
             calls = [(recipe, recipe.draw(self.side))]
@@ -143,7 +144,7 @@ class _Builder:
                 offered += self._others({r.tool.name for r in chosen}, 1)
             rng.shuffle(calls)
         rng.shuffle(offered)
-        return self._frame([d.text for _, d in calls]), offered, calls, sorted({r.domain for r, _ in calls})
+        return self._frame([d.text for _, d in calls]), offered, calls, [r for r, _ in calls]
 
     def _frame(self, clauses: list[str]) -> str:
         one, many = _frames(self.split)
@@ -173,7 +174,7 @@ def generate(category: str, env_id: str, split: Split, n: int, seed: int) -> lis
         built = builder.build()
         if built is None or built[0] in seen:
             continue
-        prompt, offered, calls, domains = built
+        prompt, offered, calls, requested = built
         seen.add(prompt)
         tasks.append(
             Task(
@@ -187,7 +188,9 @@ def generate(category: str, env_id: str, split: Split, n: int, seed: int) -> lis
                     "category": category,
                     "families": sorted({r.family for r in offered}),
                     "expected_tools": [r.tool.name for r, _ in calls],
-                    "requested_domains": domains,
+                    "requested_domains": sorted({r.domain for r in requested}),
+                    # what the request asks for, offered or not (an irrelevance task's is missing from the tools)
+                    "requested_tools": list(dict.fromkeys(r.tool.name for r in requested)),
                 },
             )
         )
