@@ -77,17 +77,18 @@ def start_servers(
     extra: Sequence[str] = (),
     env: dict[str, str] | None = None,
     env_each: Sequence[dict[str, str]] = (),
+    ports: Sequence[int] = (),
     timeout: float = 600.0,
 ) -> list[VLLMServer]:
     """Start ``n`` servers of ``model`` and wait until all are healthy (a RuntimeError naming the log if not).
 
     ``env`` is added to every server's environment, ``env_each[i]`` to server ``i``'s (e.g. its own CPU cores:
-    ``VLLM_CPU_OMP_THREADS_BIND``)."""
+    ``VLLM_CPU_OMP_THREADS_BIND``). ``ports[i]``, if given, is server ``i``'s port (a restart on its old URL)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     environ = {**os.environ, "VLLM_SERVER_DEV_MODE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", **(env or {})}
     servers = []
     for i in range(n):
-        port = free_port()
+        port = ports[i] if i < len(ports) else free_port()
         log = log_dir / f"server-{i}-{port}.log"
         own = {**environ, **(env_each[i] if i < len(env_each) else {})}
         with log.open("w") as out:

