@@ -199,6 +199,15 @@ def test_a_sync_that_hangs_takes_the_server_out(servers, silent_server, tiny_dir
         other.generate([prompt], PROBE)
     assert other.live_servers() == [servers[0].url]
     assert f"server {servers[1].url} out of rotation: it missed a weight sync" in caplog.text
+    # once a later sync reaches server 1 too, that process sees it hold the newest weights and re-admits it
+    both = ServerPoolPolicy([s.url for s in servers], sync="reload", run_id="run-a")
+    both.update_weights(model.state_dict().items())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="resrl.rollout.servers"):
+        other.generate([prompt], PROBE)
+    assert f"server {servers[1].url} back in rotation: it holds the newest weights (update 2)" in caplog.text
+    assert other.live_servers() == [s.url for s in servers]
+    both.close()
     syncing.close()
     other.close()
 
