@@ -180,12 +180,16 @@ class ReloadSync:
 class NcclSync:
     """NCCL broadcast from the trainer (rank 0) to every server's workers, with vLLM's weight-transfer routes.
 
-    Untested here (no GPU). The group is set up at the first sync and again whenever the servers in rotation
-    change; a broadcast that does not finish in time leaves the group unusable, so it is dropped with the
-    servers that did not confirm.
+    Untested on GPUs here (none in CI); ``tests/rollout/test_nccl_sync.py`` runs its control flow with a
+    stand-in group. The group is set up at the first sync and again whenever the servers in rotation change; a
+    broadcast that does not finish in time leaves the group unusable, so it is dropped with the servers that did
+    not confirm. A server that fails before any weight moves (joining the group, or starting the update) is
+    left out and the others are tried again in the same sync: a server missing from the failures always holds
+    the new weights.
     """
 
     name = "nccl"
+    device = "cuda"
 
     def __init__(self) -> None:
         self.group: Any = None
@@ -197,9 +201,14 @@ class NcclSync:
         self.close()
         deadline = time.monotonic() + timeout
         sizes = {}
-        for server in servers:
+
+        def size(server: Any) -> None:
             answer = server.control.call("GET", "/get_world_size", deadline, params={"include_dp": "true"})
             sizes[server] = int(answer["world_size"])
+
+        failures = on_servers(servers, size, timeout)
+        if failures:
+            return failures
         world = 1 + sum(sizes.values())
         address, port = _local_address(servers[0].url), _free_port()
         offsets, offset = {}, 1
@@ -229,11 +238,24 @@ class NcclSync:
 
     def sync(self, servers: Sequence[Any], named_tensors: Iterable[tuple[str, torch.Tensor]], timeout: float):
         """Broadcast the weights to ``servers``; the failures (server → reason)."""
+        tensors = [(name, t.detach().to(self.device).contiguous()) for name, t in named_tensors]
+        deadline = time.monotonic() + timeout
+        failures, moved = self._attempt(list(servers), tensors, timeout)
+        rest = [s for s in servers if s not in failures]
+        if not moved and rest:  # the others again, in a group without the servers that failed
+            more, moved = self._attempt(rest, tensors, max(1.0, deadline - time.monotonic()))
+            failures.update(more)
+        if not moved:  # none of them holds this update
+            why = "NCCL update not delivered: the group could not be set up without the servers that failed"
+            failures.update({s: why for s in servers if s not in failures})
+        return failures
+
+    def _attempt(self, servers: list[Any], tensors: list[tuple[str, torch.Tensor]], timeout: float):
+        """One try at pushing ``tensors`` to ``servers``: (failures, whether any weight moved)."""
         if self.group is None or self.members != tuple(servers):
             failures = self._connect(servers, timeout)
             if failures:
-                return failures
-        tensors = [(name, t.detach().to("cuda").contiguous()) for name, t in named_tensors]
+                return failures, False
         info = {
             "names": [name for name, _ in tensors],
             "dtype_names": [str(t.dtype).removeprefix("torch.") for _, t in tensors],
@@ -246,19 +268,20 @@ class NcclSync:
             server.control.call("POST", "/start_weight_update", deadline)
 
         failures = on_servers(servers, start, timeout)
-        if failures:  # nobody is receiving yet: set the group up again without them at the next sync
+        if failures:  # nobody is receiving yet: the group is set up again without them
             self.close()
             on_servers([s for s in servers if s not in failures], lambda s: _resume(s, deadline), timeout)
-            return failures
+            return failures, False
 
         def receive(server: Any) -> None:
             server.control.call("POST", "/update_weights", deadline, json={"update_info": info})
 
         def broadcast() -> None:
-            stream = torch.cuda.current_stream()
+            stream = torch.cuda.current_stream() if self.device == "cuda" else None
             for _, t in tensors:
                 self.group.broadcast(t, src=0, stream=stream)
-            stream.synchronize()
+            if stream is not None:
+                stream.synchronize()
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resrl-nccl")
         sent = pool.submit(broadcast)
@@ -268,7 +291,7 @@ class NcclSync:
         if sent not in done or sent.exception() is not None:
             self.group, self.members = None, ()  # a broadcast cut short leaves the group unusable
             why = "timed out" if sent not in done else f"failed: {sent.exception()}"
-            return {s: failures.get(s, f"NCCL broadcast {why}") for s in servers}
+            return {s: failures.get(s, f"NCCL broadcast {why}") for s in servers}, True
 
         def finish(server: Any) -> None:
             try:
@@ -282,7 +305,7 @@ class NcclSync:
 
         ok = [s for s in servers if s not in failures]
         failures.update(on_servers(ok, finish, max(0.0, deadline - time.monotonic())))
-        return failures
+        return failures, True
 
     def close(self) -> None:
         """Drop the NCCL group (the servers' side is set up again at the next sync)."""
