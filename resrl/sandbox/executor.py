@@ -464,9 +464,15 @@ def _serve(reader, writer, executor: Executor) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``--stdio`` or ``--socket PATH``; ``--base DIR`` for job directories; ``--allow-network`` and
-    ``--allow-host-files`` run jobs even where the network / the filesystem cannot be isolated."""
+    """Entry point: ``--stdio`` or ``--socket PATH``; ``--base DIR`` for job directories; ``--cpu N`` pins the
+    slot to one CPU; ``--allow-network`` and ``--allow-host-files`` run jobs even where the network / the
+    filesystem cannot be isolated."""
     args = options.parse(argv)
+    if args["cpu"] is not None:  # first: the zygote, the test process and every job inherit it
+        try:
+            os.sched_setaffinity(0, {args["cpu"]})
+        except OSError as exc:
+            sys.exit(f"executor.py: error: cannot run on CPU {args['cpu']}: {exc}")
     executor = Executor(args["base"], allow_network=args["allow_network"], allow_host_files=args["allow_host_files"])
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if args["stdio"]:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import sys
 
-USAGE = """usage: executor.py (--stdio | --socket PATH) [--base DIR] [--allow-network] [--allow-host-files]
+USAGE = """usage: executor.py (--stdio | --socket PATH) [--base DIR] [--cpu N] [--allow-network] [--allow-host-files]
 
 resrl sandbox executor (one slot)
   --stdio             framed requests on stdin, answers on stdout
   --socket PATH       listen on this Unix socket path
   --base DIR          the folder of its work directory and job root (default: $TMPDIR/resrl-sandbox)
+  --cpu N             run it and its jobs on CPU N only
   --allow-network     run jobs even without a network namespace (they then share this network)
   --allow-host-files  run jobs even without a private root (they then see this filesystem)"""
 
@@ -20,7 +21,14 @@ resrl sandbox executor (one slot)
 def parse(argv: list[str]) -> dict:
     """The options as a dict; usage and exit status 2 on a bad argument, 0 after ``--help``."""
     base = os.path.join(os.environ.get("TMPDIR", "/tmp"), "resrl-sandbox")
-    opts: dict = {"stdio": False, "socket": None, "base": base, "allow_network": False, "allow_host_files": False}
+    opts: dict = {
+        "stdio": False,
+        "socket": None,
+        "base": base,
+        "allow_network": False,
+        "allow_host_files": False,
+        "cpu": None,
+    }
     args = iter(argv)
     for arg in args:
         name, eq, value = arg.partition("=")
@@ -31,6 +39,8 @@ def parse(argv: list[str]) -> dict:
             opts[name[2:].replace("-", "_")] = True
         elif name in ("--socket", "--base") and (value := value if eq else next(args, "")):
             opts[name[2:]] = value
+        elif name == "--cpu" and (value := value if eq else next(args, "")).isdigit():
+            opts["cpu"] = int(value)
         else:
             sys.exit(f"{USAGE}\nexecutor.py: error: bad argument {arg!r}")
     if opts["stdio"] == (opts["socket"] is not None):

@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="local backend: run jobs even where no private root can be mounted (jobs then see this "
         "filesystem); without it such a sandbox refuses every job",
     )
+    parser.add_argument(
+        "--no-pin-cpus",
+        action="store_true",
+        help="local backend: let the workers float over the CPUs (by default each runs on one CPU of its own "
+        "while there are no more workers than CPUs)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -49,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--workers must be at least 1 and --max-queue at least 0")
     options = {}
     if args.backend == "local":
-        options = {"allow_network": args.allow_network, "allow_host_files": args.allow_host_files}
-    elif args.allow_network or args.allow_host_files:
-        raise SystemExit("--allow-network/--allow-host-files apply to the local backend only")
+        options = {"allow_network": args.allow_network, "allow_host_files": args.allow_host_files,
+                   "pin_cpus": not args.no_pin_cpus}  # fmt: skip
+    elif args.allow_network or args.allow_host_files or args.no_pin_cpus:
+        raise SystemExit("--allow-network/--allow-host-files/--no-pin-cpus apply to the local backend only")
     sandbox = make_sandbox(args.backend, workers=workers, **options)
     health = sandbox.health()
     if not health.get("ok"):

@@ -9,14 +9,17 @@ from resrl.sandbox import options
 
 def test_the_options_it_takes():
     assert options.parse(["--stdio"])["stdio"] is True
-    opts = options.parse(["--socket", "/run/x.sock", "--base=/b", "--allow-network", "--allow-host-files"])
+    opts = options.parse(["--socket", "/run/x.sock", "--base=/b", "--allow-network", "--allow-host-files",
+                          "--cpu", "3"])  # fmt: skip
     assert opts == {"stdio": False, "socket": "/run/x.sock", "base": "/b", "allow_network": True,
-                    "allow_host_files": True}  # fmt: skip
+                    "allow_host_files": True, "cpu": 3}  # fmt: skip
+    assert options.parse(["--stdio", "--cpu=0"])["cpu"] == 0 and options.parse(["--stdio"])["cpu"] is None
     assert options.parse(["--stdio"])["base"].endswith("resrl-sandbox")
 
 
 @pytest.mark.parametrize("argv", [[], ["--stdio", "--socket", "/s"], ["--socket"], ["--stdio", "--bogus"],
-                                  ["--stdio=1"], ["--stdio", "--base"]])  # fmt: skip
+                                  ["--stdio=1"], ["--stdio", "--base"], ["--stdio", "--cpu"],
+                                  ["--stdio", "--cpu=-1"], ["--stdio", "--cpu", "one"]])  # fmt: skip
 def test_a_bad_command_line_is_refused_with_the_usage(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         options.parse(argv)
