@@ -20,6 +20,14 @@ EXECUTOR_PATH = Path(executor.__file__)
 _placed = itertools.count()
 
 
+def slot_cpus(workers: int, cpus: list[int], pin: bool = True) -> list[int | None]:
+    """The CPU of each of ``workers`` slots, all None (floating) unless ``pin`` and there are no more workers
+    than ``cpus``: one CPU each, starting where the last sandbox placed left off."""
+    if not pin or workers > len(cpus):
+        return [None] * workers
+    return [cpus[(os.getpid() + next(_placed)) % len(cpus)] for _ in range(workers)]
+
+
 def new_base_dir() -> str:
     """A fresh folder for one sandbox's work directories, mode 0711 (job uids may pass, not list)."""
     path = tempfile.mkdtemp(prefix=f"resrl-sandbox-{os.getpid()}-")
@@ -88,10 +96,7 @@ class LocalSandbox(PooledSandbox):
     ) -> None:
         super().__init__(workers or os.cpu_count() or 1)
         self.base_dir = base_dir or new_base_dir()
-        cpus = sorted(os.sched_getaffinity(0))
-        pinned = pin_cpus and self.workers <= len(cpus)
-        for _ in range(self.workers):
-            cpu = cpus[(os.getpid() + next(_placed)) % len(cpus)] if pinned else None
+        for cpu in slot_cpus(self.workers, sorted(os.sched_getaffinity(0)), pin_cpus):
             self._add_slot(LocalSlot(self.base_dir, allow_network, allow_host_files, cpu))
 
     @property
