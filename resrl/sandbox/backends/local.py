@@ -80,7 +80,7 @@ class LocalSandbox(PooledSandbox):
 
     With ``pin_cpus`` (the default) and no more workers than CPUs this process may use, each slot runs on a
     CPU of its own: a job's processes (executor, program, test process) then hand over to each other on one
-    core, without cross-CPU wake-ups (+10-15% jobs/s on two cores, ``benchmarks/sandbox.py``). With more
+    core, without cross-CPU wake-ups (+14-22% jobs/s on two cores, ``resrl/sandbox/README.md``). With more
     workers than CPUs, or ``pin_cpus=False``, slots float.
     """
 
