@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from tqdm import tqdm
 
 from resrl.sandbox import AssertTest, Job
-from resrl.sandbox.backends.local import LocalSandbox
+from resrl.sandbox.backends.local import LocalSandbox, slot_cpus
 from resrl.sandbox.executor import WARM_MODULES
 from resrl_envs.code import humaneval
 
@@ -148,9 +148,9 @@ class Unisolated:
         self.workers = workers
         self.procs = [subprocess.Popen([sys.executable, "-I", "-c", _BASELINE_WORKER], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, cwd="/tmp") for _ in range(workers)]  # fmt: skip
-        cpus = sorted(os.sched_getaffinity(0))
-        if workers <= len(cpus):  # one CPU each, as our slots are placed (its best case too: +1-2% here)
-            for proc, cpu in zip(self.procs, cpus, strict=False):
+        # one CPU each, placed as our slots are (its best case too: +1-2% here)
+        for proc, cpu in zip(self.procs, slot_cpus(workers, sorted(os.sched_getaffinity(0))), strict=True):
+            if cpu is not None:
                 os.sched_setaffinity(proc.pid, {cpu})
         self.pool = ThreadPoolExecutor(workers)
         self.round()  # warm-up

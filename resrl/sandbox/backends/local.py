@@ -41,7 +41,7 @@ class LocalSlot(Slot):
     def __init__(
         self, base_dir: str, allow_network: bool = False, allow_host_files: bool = False, cpu: int | None = None
     ) -> None:
-        self.base_dir, self.cpu = base_dir, cpu
+        self.base_dir = base_dir
         self.flags = ["--allow-network"] * allow_network + ["--allow-host-files"] * allow_host_files
         if cpu is not None:
             self.flags += ["--cpu", str(cpu)]
