@@ -9,9 +9,11 @@ them. Servers run with ``VLLM_SERVER_DEV_MODE=1`` (the weight-sync routes the ``
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,11 +24,13 @@ import httpx
 
 @dataclass
 class VLLMServer:
-    """One running server: its root URL (``/v1`` is the OpenAI base), process and log file."""
+    """One running server: its root URL (``/v1`` is the OpenAI base), process, log file and the folder of its
+    ZMQ sockets (``VLLM_RPC_BASE_PATH``: a killed server cannot unlink them, so they go with the folder)."""
 
     url: str
     proc: subprocess.Popen
     log: Path
+    rpc_dir: Path
 
     @property
     def api(self) -> str:
@@ -90,10 +94,11 @@ def start_servers(
     for i in range(n):
         port = ports[i] if i < len(ports) else free_port()
         log = log_dir / f"server-{i}-{port}.log"
-        own = {**environ, **(env_each[i] if i < len(env_each) else {})}
+        rpc_dir = Path(tempfile.mkdtemp(prefix="resrl-vllm-rpc-"))  # short: a socket path has ~100 bytes
+        own = {**environ, "VLLM_RPC_BASE_PATH": str(rpc_dir), **(env_each[i] if i < len(env_each) else {})}
         with log.open("w") as out:
             proc = subprocess.Popen(server_args(model, port, extra), stdout=out, stderr=subprocess.STDOUT, env=own)
-        servers.append(VLLMServer(f"http://127.0.0.1:{port}", proc, log))
+        servers.append(VLLMServer(f"http://127.0.0.1:{port}", proc, log, rpc_dir))
     try:
         deadline = time.monotonic() + timeout
         waiting = list(servers)
@@ -127,3 +132,4 @@ def stop_servers(servers: Sequence[VLLMServer]) -> None:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait(timeout=30)
+        shutil.rmtree(server.rpc_dir, ignore_errors=True)

@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from typing import Any
 
 from resrl.core.formats import AUTO, ToolCallParseError, get_format
@@ -40,6 +39,7 @@ from resrl.core.messages import Message, chat_template_message
 from resrl.core.task import Task
 from resrl.rollout.chat import ChatCodec, generation_stop_ids, renders_calls_faithfully, resolve_tool_format
 from resrl.rollout.env_router import EnvRouter
+from resrl.rollout.episode import Episode, answer_ids
 from resrl.rollout.policy import Generation, Policy, SamplingParams
 from resrl.rollout.seeding import derive_seed
 from resrl.rollout.trajectory import Trajectory
@@ -48,42 +48,6 @@ log = logging.getLogger("resrl.rollout")
 
 EnvFactory = Callable[[], Any]
 CLOSE_TIMEOUT = 10.0  # seconds to wait for envs to close at the end of a collection
-
-
-@dataclass
-class _Episode:
-    """Mutable state of one episode while it runs."""
-
-    task: Task
-    sample: int
-    deadline: float
-    group: int = 0  # earlier groups of the same task in this collection (a task listed twice gets fresh samples)
-    env: Any = None
-    tools: list[dict] = field(default_factory=list)
-    prompt_ids: list[int] = field(default_factory=list)
-    response_ids: list[int] = field(default_factory=list)
-    loss_mask: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-    reward: float = 0.0
-    components: dict[str, float] = field(default_factory=dict)
-    turns: int = 0
-    finish_reason: str | None = None
-    infra_error: str | None = None
-    env_id: str = ""
-
-    def finish(self, reason: str, infra_error: str | None = None) -> None:
-        self.finish_reason = reason
-        self.infra_error = infra_error
-
-    def extend(self, ids: list[int], *, policy_logprobs: list[float] | None = None) -> None:
-        self.response_ids += ids
-        if policy_logprobs is None:
-            self.loss_mask += [0] * len(ids)
-            self.logprobs += [0.0] * len(ids)
-        else:
-            self.loss_mask += [1] * len(ids)
-            self.logprobs += policy_logprobs
 
 
 class Collector:
@@ -193,7 +157,7 @@ class Collector:
         for t in tasks:
             group = seen[t.env_id, t.id] = seen.get((t.env_id, t.id), -1) + 1
             episodes += [
-                _Episode(task=t, sample=k, group=group, deadline=start + self.episode_timeout, env_id=t.env_id)
+                Episode(task=t, sample=k, group=group, deadline=start + self.episode_timeout, env_id=t.env_id)
                 for k in range(n)
             ]
         bar = _progress_bar(len(episodes), self.progress)
@@ -231,7 +195,7 @@ class Collector:
             if not loop_thread.is_alive():
                 self._loop.close()
         bar.close()
-        trajectories = [self._record(e) for e in episodes]
+        trajectories = [e.record(self.temperature, self.tool_format) for e in episodes]
         n_tok = sum(t.n_policy_tokens for t in trajectories)
         log.info(
             "collected %d episodes (%d policy tokens) in %.1fs (in the engine %.1fs, env steps and templating "
@@ -247,12 +211,12 @@ class Collector:
         return trajectories
 
     # -- states --------------------------------------------------------------------------------------------
-    def _reset_all(self, episodes: list[_Episode], pool: ThreadPoolExecutor) -> None:
+    def _reset_all(self, episodes: list[Episode], pool: ThreadPoolExecutor) -> None:
         futures = [pool.submit(self._reset_one, e) for e in episodes]
         for e, fut in zip(episodes, futures, strict=True):
             self._wait(e, fut, "reset")
 
-    def _reset_one(self, e: _Episode) -> None:
+    def _reset_one(self, e: Episode) -> None:
         e.env = self.env_factory(e.task)
         observation, info = self._call(e.env.reset, seed=e.sample, options={"task": e.task})
         e.tools = list(info.get("tools") or e.task.tools)
@@ -263,7 +227,7 @@ class Collector:
         except Exception as exc:  # this episode's messages broke the template or tokenizer: ours, not the model's
             self._template_failed(e, exc)
 
-    def _sampling(self, e: _Episode) -> SamplingParams | None:
+    def _sampling(self, e: Episode) -> SamplingParams | None:
         """This turn's sampling, or None (and the episode finished) when the token budget is spent."""
         budget = min(self.max_new_tokens_per_turn, self.max_tokens - len(e.response_ids))
         if budget <= 0:
@@ -276,14 +240,14 @@ class Collector:
             temperature=self.temperature, max_new_tokens=budget, stop_ids=self.codec.stop_ids, seed=seed
         )
 
-    def _take(self, e: _Episode, g: Generation) -> None:
+    def _take(self, e: Episode, g: Generation) -> None:
         """GENERATE → STEP: record the turn's tokens."""
         e.extend(list(g.token_ids), policy_logprobs=list(g.logprobs))
         e.messages.append(self._assistant_message(self.codec.decode_turn(list(g.token_ids))))
         if g.finish_reason == "length" or not g.token_ids or g.token_ids[-1] not in self.codec.stop_ids:
             e.finish("length")
 
-    def _observe(self, e: _Episode, fut: Future) -> None:
+    def _observe(self, e: Episode, fut: Future) -> None:
         """STEP → OBSERVE → GENERATE (or DONE): apply the env step's outcome."""
         result = self._wait(e, fut, "step")
         if result is None:
@@ -300,7 +264,7 @@ class Collector:
             e.finish("max_turns")
         else:
             observation = list(observation)
-            _answer_ids(e.messages[-1], observation)
+            answer_ids(e.messages[-1], observation)
             e.messages += observation
             try:
                 between = self.codec.turn_suffix(e.tools) + self.codec.observation_ids(observation, e.tools)
@@ -327,11 +291,11 @@ class Collector:
         message["raw_text"] = text  # what the model wrote, which the env is given
         return message
 
-    def _template_failed(self, e: _Episode, exc: Exception) -> None:
+    def _template_failed(self, e: Episode, exc: Exception) -> None:
         log.warning("chat template failed for task %s: %s: %s", e.task.id, type(exc).__name__, exc)
         e.finish("error", f"chat template or tokenizer failed: {type(exc).__name__}: {exc}")
 
-    def _start_step(self, e: _Episode, pool: ThreadPoolExecutor) -> Future:
+    def _start_step(self, e: Episode, pool: ThreadPoolExecutor) -> Future:
         last = e.messages[-1]
         action = last.get("raw_text", last["content"])
         if getattr(e.env, "fast_step", False) is True and not inspect.iscoroutinefunction(e.env.step):
@@ -344,14 +308,14 @@ class Collector:
             return done
         return pool.submit(self._call, e.env.step, action)
 
-    def _generation_failed(self, episodes: list[_Episode], exc: Exception) -> None:
+    def _generation_failed(self, episodes: list[Episode], exc: Exception) -> None:
         # the engine failed, not the model: every episode it held is unusable
         log.error("generation failed for %d episodes: %s: %s", len(episodes), type(exc).__name__, exc)
         for e in episodes:
             e.finish("error", f"generation failed: {type(exc).__name__}: {exc}")
 
     # -- drivers -------------------------------------------------------------------------------------------
-    def _run_rounds(self, episodes: list[_Episode], pool: ThreadPoolExecutor, bar: Any) -> None:
+    def _run_rounds(self, episodes: list[Episode], pool: ThreadPoolExecutor, bar: Any) -> None:
         """Lock-step: one batched generation for every active episode, then every env step, and again."""
         while active := [e for e in episodes if e.finish_reason is None]:
             t0 = time.monotonic()
@@ -376,13 +340,13 @@ class Collector:
             self._account(t0, engine_s)
             self._update_bar(bar, episodes)
 
-    def _run_stream(self, stream: Any, episodes: list[_Episode], pool: ThreadPoolExecutor, bar: Any) -> None:
+    def _run_stream(self, stream: Any, episodes: list[Episode], pool: ThreadPoolExecutor, bar: Any) -> None:
         """Continuous batching: each episode goes back to the engine as soon as its env step returns."""
         live = [e for e in episodes if e.finish_reason is None]
         overlap = self.overlap_env
         if overlap is None:
             overlap = any(inspect.iscoroutinefunction(getattr(e.env, "step", None)) for e in live)
-        generating: dict[int, _Episode] = {}
+        generating: dict[int, Episode] = {}
         stepping: dict[Future, int] = {}
 
         def submit(i: int) -> None:
@@ -441,7 +405,7 @@ class Collector:
         self.timings["generate_s"] += engine_s
         self.timings["env_s"] += time.monotonic() - start - engine_s
 
-    def _update_bar(self, bar: Any, episodes: list[_Episode]) -> None:
+    def _update_bar(self, bar: Any, episodes: list[Episode]) -> None:
         done = sum(e.finish_reason is not None for e in episodes)
         if done > self._bar_done:
             bar.update(done - self._bar_done)
@@ -462,7 +426,7 @@ class Collector:
         except Exception as exc:  # closing is best effort; the episode is already recorded
             log.debug("env close failed: %s", exc)
 
-    def _wait(self, e: _Episode, fut: Future, what: str) -> Any:
+    def _wait(self, e: Episode, fut: Future, what: str) -> Any:
         """The future's result, or None with the episode finished as an infrastructure failure."""
         try:
             return fut.result(timeout=max(0.0, e.deadline - time.monotonic()))
@@ -472,24 +436,6 @@ class Collector:
             log.warning("env %s failed for task %s: %s: %s", what, e.task.id, type(exc).__name__, exc)
             e.finish("error", f"env {what} raised {type(exc).__name__}: {exc}")
         return None
-
-    def _record(self, e: _Episode) -> Trajectory:
-        return Trajectory(
-            prompt_ids=e.prompt_ids,
-            response_ids=e.response_ids,
-            loss_mask=e.loss_mask,
-            logprobs=e.logprobs,
-            reward=e.reward,
-            reward_components=e.components,
-            turns=e.turns,
-            finish_reason=e.finish_reason or "error",
-            infra_error=e.infra_error,
-            group_id=e.task.id,
-            env_id=e.env_id,
-            task_id=e.task.id,
-            messages=[{k: v for k, v in m.items() if k != "raw_text"} for m in e.messages],
-            metadata={"sample": e.sample, "temperature": self.temperature, "tool_format": self.tool_format},
-        )
 
 
 def _policy_stop_ids(policy: Policy) -> list[int]:
@@ -502,15 +448,6 @@ def _policy_stop_ids(policy: Policy) -> list[int]:
         return generation_stop_ids(model)
     path = getattr(policy.tokenizer, "name_or_path", "")
     return generation_stop_ids(path) if path else []
-
-
-def _answer_ids(assistant: Message, observation: list[Message]) -> None:
-    """Give the turn's calls the ids the env answered them with (in order), where the model wrote none."""
-    calls = assistant.get("tool_calls") or []
-    answers = [m.get("tool_call_id") for m in observation if m.get("role") == "tool"]
-    for i, (call, answer) in enumerate(zip(calls, answers, strict=False)):
-        if answer and call.get("id") == f"call_{i}":
-            call["id"] = answer
 
 
 async def _awaited(awaitable: Any) -> Any:

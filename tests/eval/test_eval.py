@@ -135,7 +135,8 @@ def coin_server(require_vllm, coin_model, tmp_path_factory):
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(coin_model)]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "512"]
     cmd += ["--gpu-memory-utilization", "0.3", "--logprobs-mode", "processed_logprobs", "--seed", "0"]
-    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    rpc_dir = tmp_path_factory.mktemp("rpc")  # its ZMQ sockets, which a killed server cannot unlink
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_RPC_BASE_PATH": str(rpc_dir)}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

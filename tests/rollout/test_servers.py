@@ -295,6 +295,7 @@ def test_a_restarted_server_rejoins_at_the_next_sync(trainer, servers, tiny_dir,
         extra=["--kv-cache-memory-bytes", str(256 << 20)],
         env={"OMP_NUM_THREADS": "1"},
     )
+    stop_servers([servers[1]])  # the killed one: only its socket folder is left to remove
     servers[1] = restarted  # the module fixture stops it
     with caplog.at_level(logging.WARNING, logger="resrl.rollout.servers"):
         trainer.train_step(3)
