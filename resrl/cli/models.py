@@ -11,9 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     tiny.add_argument("--out", required=True, help="output directory")
     tiny.add_argument(
         "--template",
-        choices=["chatml", "llama3", "think"],
+        choices=["chatml", "compact", "llama3", "think"],
         default="chatml",
-        help="chat template family (chatml: Hermes tool calls; llama3: pythonic calls)",
+        help="chat template (chatml: Hermes tool calls; compact: chatml, one line per tool; llama3: pythonic calls)",
     )
     tiny.add_argument("--vocab-size", type=int, default=2048)
     tiny.add_argument("--hidden", type=int, default=64)

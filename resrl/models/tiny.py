@@ -40,7 +40,7 @@ TAG_TOKENS = [
     "<tools>",
     "</tools>",
 ]
-EOS_OF_TEMPLATE = {"chatml": "<|im_end|>", "think": "<|im_end|>", "llama3": "<|eot_id|>"}
+EOS_OF_TEMPLATE = {"chatml": "<|im_end|>", "compact": "<|im_end|>", "think": "<|im_end|>", "llama3": "<|eot_id|>"}
 # Pieces split off before BPE (newlines always: a template's ``\n`` boundaries then tokenize the same alone and
 # in context). "copy": a punctuation run with its leading space, a letter run, one digit, other whitespace.
 PRETOKENIZERS = {"gpt2": r"\n", "copy": r"\n| ?[^\s\p{L}\p{N}]+|\p{L}+|\p{N}|[^\S\n]+"}

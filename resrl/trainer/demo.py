@@ -44,6 +44,7 @@ class DemoSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    template: str = "chatml"  # the tiny model's chat template (resrl.models.templates)
     hidden: int = 128
     layers: int = 2
     heads: int = 4
@@ -224,6 +225,7 @@ def build_base(s: DemoSettings, out: Path) -> Path:
     texts = tokenizer_texts(make_tasks(DEMO_ENVS, "train", s.tokenizer_tasks, s.seed + 2), name_tools=s.name_tools)
     return build_tiny(
         out,
+        template=s.template,
         vocab_size=s.vocab_size,
         hidden=s.hidden,
         layers=s.layers,

@@ -1,4 +1,4 @@
-"""Golden tests of token-in-token-out for three template families (our own Jinja templates, local tokenizers).
+"""Golden tests of token-in-token-out for our template families (our own Jinja templates, local tokenizers).
 
 The scripted policy writes known turns, so the collected ids can be compared with independent renderings.
 """
@@ -25,7 +25,7 @@ CALL = [ToolCall(name="lookup", arguments={"key": "otter"})]
 
 @pytest.fixture(scope="module")
 def tokenizers():
-    return {name: build_tokenizer(name) for name in ("chatml", "llama3", "think")}
+    return {name: build_tokenizer(name) for name in ("chatml", "compact", "llama3", "think")}
 
 
 def _collect(tokenizer, respond, tool_format):
@@ -64,6 +64,39 @@ def test_chatml_hermes_is_append_only_and_golden(tokenizers):
     assert traj.response_ids[first_end + 1 : first_end + 2] == suffix
     assert traj.loss_mask[first_end] == 1 and traj.loss_mask[first_end + 1] == 0
     # SFT encoding of the same conversation is the same sequence and mask.
+    assert encode_episode(tok, traj.messages, TASK.tools) == (traj.prompt_ids, traj.response_ids, traj.loss_mask)
+
+
+def test_compact_template_lists_one_line_per_tool_and_is_append_only(tokenizers):
+    tok = tokenizers["compact"]
+    hermes = get_format("hermes")
+    tools = [
+        *TASK.tools,
+        {
+            "type": "function",
+            "function": {
+                "name": "convert",
+                "description": "Convert an amount.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"amount": {"type": "number"}, "unit": {"type": "string", "enum": ["kg", "lb"]}},
+                    "required": ["amount"],
+                },
+            },
+        },
+    ]
+    text = tok.apply_chat_template(TASK.messages, tools=tools, tokenize=False, add_generation_prompt=True)
+    assert "<tools>\n- lookup(key: string): " in text
+    assert "\n- convert(amount: number, unit?: kg|lb): Convert an amount.\n</tools>" in text
+    assert '"parameters"' not in text  # no JSON schema: the point of the template is the shorter prompt
+
+    def respond(prompt: str) -> str:
+        return hermes.render("", CALL) if "<tool_response>" not in prompt else "7"
+
+    traj, _ = _collect(tok, respond, "hermes")
+    assert traj.reward == 1.0 and traj.turns == 2
+    suffix = ChatCodec(tok).turn_suffix(TASK.tools)
+    assert traj.prompt_ids + traj.response_ids + suffix == _full_ids(tok, traj)
     assert encode_episode(tok, traj.messages, TASK.tools) == (traj.prompt_ids, traj.response_ids, traj.loss_mask)
 
 

@@ -1,11 +1,13 @@
-"""Our own Jinja chat templates: ``chatml`` (Qwen/Hermes tool calls), ``llama3`` (header tokens, pythonic
-calls) and ``think`` (a default system prompt; earlier ``<think>`` blocks are stripped, so not append-only)."""
+"""Our own Jinja chat templates: ``chatml`` (Qwen/Hermes tool calls), ``compact`` (``chatml`` with one line per
+tool, ``- name(arg: type, opt?: a|b): description``, instead of its JSON schema: prompts about half as long, for
+tiny models), ``llama3`` (header tokens, pythonic calls) and ``think`` (a default system prompt; earlier
+``<think>`` blocks are stripped, so not append-only)."""
 
 from __future__ import annotations
 
 from importlib.resources import files
 
-TEMPLATES = {"chatml": "hermes", "llama3": "pythonic", "think": "hermes"}
+TEMPLATES = {"chatml": "hermes", "compact": "hermes", "llama3": "pythonic", "think": "hermes"}
 """Template name → the tool-call format its model writes."""
 
 
