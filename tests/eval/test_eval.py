@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from resrl.cli import main
@@ -19,6 +16,7 @@ from resrl.metrics import score
 from resrl.rollout import Trajectory
 from resrl.trainer.config import validate_config
 from resrl.trainer.loop import Trainer
+from tests.vllm_servers import start_servers, stop_servers
 
 HERE = Path(__file__).parent
 EPISODE = ["--max-turns", "1", "--max-new-tokens", "16", "--max-tokens", "32"]
@@ -121,44 +119,15 @@ def test_identical_trajectories_give_identical_numbers_through_every_path(coin_m
     assert rescored["overall"] == json.loads(json.dumps(record))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def coin_server(require_vllm, coin_model, tmp_path_factory):
     """``vllm serve`` (the OpenAI-compatible server) on loopback with the coin model."""
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(coin_model)]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "512"]
-    cmd += ["--gpu-memory-utilization", "0.3", "--logprobs-mode", "processed_logprobs", "--seed", "0"]
-    rpc_dir = tmp_path_factory.mktemp("rpc")  # its ZMQ sockets, which a killed server cannot unlink
-    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_RPC_BASE_PATH": str(rpc_dir)}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
+    (server,) = start_servers(coin_model, 1, tmp_path_factory.mktemp("server"))
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"vLLM server exited early; see {log.name}"
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(2)
-        else:
-            pytest.fail(f"vLLM server did not become healthy in 600s; see {log.name}")
-        yield url + "/v1"
+        yield server.api
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_servers([server])
+    assert not server.rpc_dir.exists(), "the server's ZMQ socket folder outlived it"
 
 
 @pytest.mark.vllm
