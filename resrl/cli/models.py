@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from resrl.models.templates import TEMPLATES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="build local models").add_subparsers(dest="models_cmd", required=True)
@@ -11,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tiny.add_argument("--out", required=True, help="output directory")
     tiny.add_argument(
         "--template",
-        choices=["chatml", "compact", "llama3", "think"],
+        choices=sorted(TEMPLATES),
         default="chatml",
         help="chat template (chatml: Hermes tool calls; compact: chatml, one line per tool; llama3: pythonic calls)",
     )
